@@ -1,0 +1,176 @@
+"""Dataset names -> DatasetSpec: the 18 D4RL locomotion v2 datasets, the built-in fork, Minari ids and files."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import warnings
+from pathlib import Path
+
+import gymnasium
+import h5py
+
+from lom.data.types import DatasetSpec
+from lom.errors import LOMError
+
+D4RL_URL_ROOT = "http://rail.eecs.berkeley.edu/datasets/offline_rl/gym_mujoco_v2"
+D4RL_EPISODE_STEPS = 1000
+D4RL_KINDS = ("random", "medium", "medium-replay", "medium-expert", "expert", "full-replay")
+# env -> (gymnasium env used for evaluation, REF_MIN_SCORE, REF_MAX_SCORE), from D4RL's infos.
+D4RL_ENVS = {
+    "halfcheetah": ("HalfCheetah-v4", -280.178953, 12135.0),
+    "hopper": ("Hopper-v4", -20.272305, 3234.3),
+    "walker2d": ("Walker2d-v4", 1.629008, 4592.3),
+}
+MINARI_PREFIX = "minari:"
+# Scores for files without reference values: normalized_score(R) == R, i.e. the raw return is reported.
+RAW_RETURN_REFS = (0.0, 100.0)
+
+
+def _d4rl_spec(env: str, kind: str) -> DatasetSpec:
+    env_id, ref_min, ref_max = D4RL_ENVS[env]
+    file_name = f"{env}_{kind.replace('-', '_')}-v2.hdf5"
+    return DatasetSpec(
+        name=f"{env}-{kind}-v2",
+        source="d4rl",
+        env_id=env_id,
+        ref_min_score=ref_min,
+        ref_max_score=ref_max,
+        url=f"{D4RL_URL_ROOT}/{file_name}",
+        max_episode_steps=D4RL_EPISODE_STEPS,
+    )
+
+
+D4RL_DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec for spec in (_d4rl_spec(env, kind) for env in D4RL_ENVS for kind in D4RL_KINDS)
+}
+
+
+def resolve_dataset(env_name: str, dataset_path: str | None = None) -> DatasetSpec:
+    """Turn a user-given dataset name (and optionally a D4RL-format HDF5 file) into a DatasetSpec.
+
+    Names: a D4RL locomotion v2 name (any case), `multimodal-fork-v0`, or `minari:<dataset id>`. With
+    `dataset_path`, the name may instead be a gymnasium env id; reference scores then come from the file.
+    """
+    name = env_name.strip()
+    if name.lower().startswith(MINARI_PREFIX):
+        if dataset_path is not None:
+            raise LOMError(f"'{name}' is a Minari dataset, which cannot be combined with a dataset file — drop one")
+        from lom.data.minari_source import resolve_minari
+
+        return resolve_minari(name[len(MINARI_PREFIX) :])
+    known = _named_spec(name)
+    if dataset_path is None:
+        if known is None:
+            raise LOMError(f"unknown dataset '{name}'{_suggestions(name, _dataset_names())} — {_NAMES_HELP}")
+        return known
+    path = _existing_file(dataset_path)
+    if known is not None:
+        return DatasetSpec(
+            name=known.name,
+            source="file",
+            env_id=known.env_id,
+            ref_min_score=known.ref_min_score,
+            ref_max_score=known.ref_max_score,
+            path=str(path),
+            max_episode_steps=known.max_episode_steps,
+        )
+    return _file_spec_for_env(name, path)
+
+
+_NAMES_HELP = (
+    "use a D4RL locomotion name like halfcheetah-medium-v2, multimodal-fork-v0 or minari:<dataset id> "
+    "(with a dataset file, a gymnasium env id like HalfCheetah-v4)"
+)
+
+
+def _named_spec(name: str) -> DatasetSpec | None:
+    key = name.lower()
+    if key in D4RL_DATASETS:
+        return D4RL_DATASETS[key]
+    if key == _fork().DATASET_NAME.lower():
+        return _builtin_fork_spec()
+    return None
+
+
+def _fork():
+    # Imported lazily: lom.envs depends on gymnasium/mujoco set-up the data layer does not need.
+    return importlib.import_module("lom.envs.fork")
+
+
+def _builtin_fork_spec() -> DatasetSpec:
+    fork = _fork()
+    return DatasetSpec(
+        name=fork.DATASET_NAME,
+        source="builtin",
+        env_id=fork.ENV_ID,
+        ref_min_score=float(fork.REF_MIN_SCORE),
+        ref_max_score=float(fork.REF_MAX_SCORE),
+        max_episode_steps=int(fork.MAX_EPISODE_STEPS),
+    )
+
+
+def _dataset_names() -> list[str]:
+    return [*D4RL_DATASETS, _fork().DATASET_NAME]
+
+
+def _suggestions(name: str, candidates: list[str]) -> str:
+    by_lower = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(by_lower[c] for c in close)}?)" if close else ""
+
+
+def _existing_file(dataset_path: str) -> Path:
+    path = Path(dataset_path).expanduser()
+    if not path.is_file():
+        raise LOMError(f"dataset file {path} does not exist — check the path")
+    return path
+
+
+def _file_spec_for_env(name: str, path: Path) -> DatasetSpec:
+    env_spec = _gymnasium_spec(name)
+    ref_min, ref_max = _file_reference_scores(path)
+    return DatasetSpec(
+        name=path.stem,
+        source="file",
+        env_id=env_spec.id,
+        ref_min_score=ref_min,
+        ref_max_score=ref_max,
+        path=str(path),
+        max_episode_steps=env_spec.max_episode_steps,
+    )
+
+
+def _gymnasium_spec(name: str) -> gymnasium.envs.registration.EnvSpec:
+    importlib.import_module("lom.envs")  # registers the package's own env ids
+    by_lower = {env_id.lower(): env_id for env_id in gymnasium.envs.registry}
+    if name.lower() not in by_lower:
+        candidates = [*_dataset_names(), *gymnasium.envs.registry]
+        raise LOMError(
+            f"'{name}' is neither a known dataset nor a gymnasium env id{_suggestions(name, candidates)}"
+            f" — {_NAMES_HELP}"
+        )
+    return gymnasium.spec(by_lower[name.lower()])
+
+
+def _file_reference_scores(path: Path) -> tuple[float, float]:
+    try:
+        with h5py.File(path, "r") as f:
+            found = {
+                k: float(f[f"metadata/{k}"][()]) for k in ("ref_min_score", "ref_max_score") if f"metadata/{k}" in f
+            }
+    except (OSError, TypeError, ValueError) as e:
+        raise LOMError(f"cannot read reference scores from {path} ({e}) — is it a D4RL-format HDF5 file?") from None
+    if not found:
+        warnings.warn(
+            f"{path} has no metadata/ref_min_score and metadata/ref_max_score: "
+            "normalized scores will equal raw returns",
+            stacklevel=3,
+        )
+        return RAW_RETURN_REFS
+    if len(found) == 1 or found["ref_max_score"] == found["ref_min_score"]:
+        raise LOMError(
+            f"{path} needs both metadata/ref_min_score and metadata/ref_max_score, and they must differ (found {found})"
+            " — fix or remove them"
+        )
+    return found["ref_min_score"], found["ref_max_score"]
