@@ -1,0 +1,111 @@
+"""`minari:<id>` datasets resolve to their recorded env and load as the same kind of transitions."""
+
+from __future__ import annotations
+
+import sys
+from types import SimpleNamespace
+
+import gymnasium
+import numpy as np
+import pytest
+
+from lom.data import load_transitions, resolve_dataset
+from lom.data.minari_source import episodes_to_d4rl_arrays
+from lom.errors import LOMError
+
+DATASET_ID = "lomtest/pendulum/tiny-v0"
+# (steps, terminated): Pendulum's actions lie in [-2, 2], so loading must rescale them to [-1, 1].
+EPISODES = [(4, True), (5, False), (3, True)]
+
+
+def episode(steps: int, terminated: bool, first: int) -> SimpleNamespace:
+    """Observation i is [i, 0, 0]; action i is 2 * i / 100 (Pendulum units)."""
+    ids = np.arange(first, first + steps + 1, dtype=np.float32)
+    return SimpleNamespace(
+        observations=np.stack([ids, np.zeros_like(ids), np.zeros_like(ids)], axis=1),
+        actions=(2 * ids[:-1, None] / 100).astype(np.float32),
+        rewards=-ids[:-1].astype(np.float64),
+        terminations=np.arange(steps) == steps - 1 if terminated else np.zeros(steps, bool),
+        truncations=np.zeros(steps, bool) if terminated else np.arange(steps) == steps - 1,
+    )
+
+
+def hand_written_episodes() -> list[SimpleNamespace]:
+    starts = np.cumsum([0] + [steps + 1 for steps, _ in EPISODES])[:-1]
+    return [episode(steps, terminated, first) for (steps, terminated), first in zip(EPISODES, starts, strict=True)]
+
+
+def test_episodes_become_d4rl_rows_with_unit_actions():
+    arrays = episodes_to_d4rl_arrays(hand_written_episodes(), gymnasium.spaces.Box(-2, 2, (1,)), "test")
+    assert len(arrays["rewards"]) == sum(steps for steps, _ in EPISODES)
+    np.testing.assert_allclose(arrays["actions"][:, 0] * 100, arrays["observations"][:, 0], atol=1e-4)
+    np.testing.assert_array_equal(arrays["next_observations"][:, 0], arrays["observations"][:, 0] + 1)
+    assert arrays["terminals"].nonzero()[0].tolist() == [3, 11]
+    assert arrays["timeouts"].nonzero()[0].tolist() == [8]  # the truncated episode's last step
+
+
+def test_unbounded_or_discrete_actions_are_refused():
+    with pytest.raises(LOMError, match="unbounded"):
+        episodes_to_d4rl_arrays(hand_written_episodes(), gymnasium.spaces.Box(-np.inf, np.inf, (1,)), "test")
+    with pytest.raises(LOMError, match="Box"):
+        episodes_to_d4rl_arrays(hand_written_episodes(), gymnasium.spaces.Discrete(3), "test")
+
+
+@pytest.fixture
+def local_store(tmp_path, monkeypatch):
+    """A Minari store holding DATASET_ID, built from hand-written episodes (no network, no jax)."""
+    minari = pytest.importorskip("minari")
+    from minari.data_collector.episode_buffer import EpisodeBuffer
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    buffers = [
+        EpisodeBuffer(
+            id=i,
+            observations=e.observations,
+            actions=e.actions,
+            rewards=list(e.rewards),
+            terminations=list(e.terminations),
+            truncations=list(e.truncations),
+            infos={},
+        )
+        for i, e in enumerate(hand_written_episodes())
+    ]
+    with pytest.warns(UserWarning):  # minari warns about the metadata this test leaves out
+        minari.create_dataset_from_buffers(
+            DATASET_ID, buffers, env="Pendulum-v1", ref_min_score=-100.0, ref_max_score=0.0
+        )
+    return tmp_path / "minari"
+
+
+def test_minari_dataset_resolves_to_its_recorded_env_and_scores(local_store):
+    spec = resolve_dataset(f"minari:{DATASET_ID}")
+    assert (spec.name, spec.source, spec.env_id, spec.max_episode_steps) == (
+        f"minari:{DATASET_ID}",
+        "minari",
+        "Pendulum-v1",
+        200,
+    )
+    assert spec.normalized_score(-50.0) == pytest.approx(50.0)
+
+
+def test_minari_dataset_loads_without_crossing_episodes(local_store):
+    transitions = load_transitions(resolve_dataset(f"minari:{DATASET_ID}"), progress=False)
+    # All steps but the truncated episode's last one (its next action does not exist).
+    assert len(transitions) == sum(steps for steps, _ in EPISODES) - 1
+    assert transitions.terminals.sum() == 2
+    done = transitions.terminals == 1
+    np.testing.assert_array_equal(transitions.next_observations[:, 0], transitions.observations[:, 0] + 1)
+    np.testing.assert_array_equal(transitions.next_actions[done], transitions.actions[done])
+    np.testing.assert_allclose(transitions.next_actions[~done, 0], transitions.actions[~done, 0] + 0.01, atol=1e-5)
+
+
+def test_unknown_minari_dataset_is_a_clear_error(local_store):
+    with pytest.raises(LOMError, match="cannot load Minari dataset") as raised:
+        resolve_dataset("minari:lomtest/pendulum/absent-v0")
+    assert "\n" not in str(raised.value)
+
+
+def test_missing_minari_package_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "minari", None)  # makes `import minari` fail
+    with pytest.raises(LOMError, match="pip install minari"):
+        resolve_dataset("minari:mujoco/hopper/medium-v0")
