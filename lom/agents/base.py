@@ -1,0 +1,73 @@
+"""What every agent offers the trainer: update steps that return loss tensors, and a deterministic policy."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from lom.batches import DeviceDataset
+from lom.networks import EnsembleMLP
+
+Losses = dict[str, torch.Tensor]
+
+
+class Agent(nn.Module):
+    """An offline-RL agent: its networks are submodules, its optimisers live in `self.optimizers`.
+
+    Loss names are "<network>/<loss>" so a non-finite value can be traced to the network that produced it.
+    Update steps return 0-d tensors without reading them, so the training loop never waits on the device.
+    """
+
+    name: str = ""
+    # Steps of a first phase trained before the main loop (LOM's behaviour model); 0 for agents without one.
+    pretrain_steps: int = 0
+
+    def __init__(self):
+        super().__init__()
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+
+    def pretrain_step(self, data: DeviceDataset) -> Losses:
+        raise NotImplementedError(f"{self.name} has no pre-training phase")
+
+    def finish_pretraining(self, data: DeviceDataset) -> None:
+        """Called once when pre-training ends (or when resuming past it)."""
+
+    def train_step(self, data: DeviceDataset) -> Losses:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """Deterministic evaluation action for standardised states."""
+        raise NotImplementedError
+
+    def hyperparameters(self) -> dict:
+        return dataclasses.asdict(self.hp)
+
+    def compile_networks(self) -> None:
+        """torch.compile every network in place (parameter names, hence checkpoints, are unchanged)."""
+        for module in self.modules():
+            if isinstance(module, (nn.Sequential, EnsembleMLP)):
+                module.compile()
+
+    def training_state(self) -> dict:
+        return {
+            "networks": self.state_dict(),
+            "optimizers": {k: opt.state_dict() for k, opt in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+        }
+
+    def load_training_state(self, state: dict) -> None:
+        self.load_state_dict(state["networks"])
+        for key, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][key])
+        for key, sched in self.schedulers.items():
+            sched.load_state_dict(state["schedulers"][key])
+
+
+def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()

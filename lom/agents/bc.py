@@ -1,0 +1,30 @@
+"""Behaviour cloning: a Gaussian policy fit by maximum likelihood to every action in the dataset."""
+
+from __future__ import annotations
+
+import torch
+
+from lom.agents.base import Agent, Losses, gradient_step
+from lom.batches import DeviceDataset
+from lom.config import BCHyperParams, TrainConfig
+from lom.networks import GaussianActor
+
+
+class BCAgent(Agent):
+    name = "BC"
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, hp: BCHyperParams = BCHyperParams()):
+        super().__init__()
+        self.hp = hp
+        self.actor = GaussianActor(obs_dim, act_dim)
+        self.optimizers = {"actor": torch.optim.Adam(self.actor.parameters(), lr=hp.lr)}
+
+    def train_step(self, data: DeviceDataset) -> Losses:
+        batch = data.sample(self.hp.batch_size)
+        nll = -self.actor.log_prob(batch.obs, batch.act).mean()
+        gradient_step(self.optimizers["actor"], nll)
+        return {"actor/nll": nll.detach()}
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.actor(obs)

@@ -1,0 +1,47 @@
+"""IQL (Kostrikov et al., ICLR 2022): expectile critic + advantage-weighted regression on the dataset's actions.
+
+Its actor imitates ALL dataset actions, each weighted by exp(β·A): the weighted imitation over every mode that LOM
+sets out to beat.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lom.agents.base import Agent, Losses, gradient_step
+from lom.agents.critics import ExpectileCritic
+from lom.batches import Batch, DeviceDataset
+from lom.config import IQLHyperParams, TrainConfig
+from lom.networks import GaussianActor
+
+
+class IQLAgent(Agent):
+    name = "IQL"
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, hp: IQLHyperParams = IQLHyperParams()):
+        super().__init__()
+        self.hp = hp
+        self.critic = ExpectileCritic(obs_dim, act_dim, hp.num_critics, hp.expectile, cfg.discount, cfg.tau, hp.lr)
+        self.actor = GaussianActor(obs_dim, act_dim)
+        actor_opt = torch.optim.Adam(self.actor.parameters(), lr=hp.lr)
+        self.optimizers = {"critic": self.critic.optimizer, "actor": actor_opt}
+        self.schedulers = {"actor": torch.optim.lr_scheduler.CosineAnnealingLR(actor_opt, T_max=cfg.training_steps)}
+
+    def train_step(self, data: DeviceDataset) -> Losses:
+        critic_batch, actor_batch = data.sample_many((self.hp.batch_size, self.hp.batch_size))
+        losses = self.critic.update(critic_batch)
+        losses.update(self.update_actor(actor_batch))
+        return losses
+
+    def update_actor(self, batch: Batch) -> Losses:
+        with torch.no_grad():
+            advantage = self.critic.value(batch.obs, batch.act) - self.critic.state_value(batch.obs)
+            weight = torch.exp(self.hp.beta * advantage).clamp(max=self.hp.weight_clip)
+        loss = -(weight * self.actor.log_prob(batch.obs, batch.act)).mean()
+        gradient_step(self.optimizers["actor"], loss)
+        self.schedulers["actor"].step()
+        return {"actor/loss": loss.detach(), "actor/weight": weight.mean()}
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.actor(obs)

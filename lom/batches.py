@@ -1,0 +1,81 @@
+"""The dataset as device-resident tensors, sampled there, with the state standardisation computed once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from lom.data.types import Transitions
+
+# Floor on the per-dimension std so constant state features do not divide by ~0.
+MIN_OBS_STD = 1e-3
+
+
+@dataclass
+class Batch:
+    obs: torch.Tensor
+    act: torch.Tensor
+    rew: torch.Tensor
+    next_obs: torch.Tensor
+    next_act: torch.Tensor
+    done: torch.Tensor
+    idx: torch.Tensor  # row numbers in the dataset, for per-row caches
+
+
+class ObservationNormalizer(torch.nn.Module):
+    """s ↦ (s − mean) / std with the dataset's statistics; identity when standardisation is off."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+
+    @classmethod
+    def fit(cls, observations: np.ndarray, enabled: bool) -> "ObservationNormalizer":
+        dim = observations.shape[1]
+        if not enabled:
+            return cls(torch.zeros(dim), torch.ones(dim))
+        obs = observations.astype(np.float64)
+        return cls(torch.as_tensor(obs.mean(0), dtype=torch.float32),
+                   torch.as_tensor(np.maximum(obs.std(0), MIN_OBS_STD), dtype=torch.float32))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return (obs - self.mean) / self.std
+
+
+class DeviceDataset:
+    """All transitions on one device, states already standardised; batches are index draws on that device."""
+
+    def __init__(self, transitions: Transitions, normalizer: ObservationNormalizer, device: torch.device):
+        def put(x: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(x, dtype=torch.float32, device=device)
+
+        normalizer = normalizer.to(device)
+        self.device = device
+        self.obs = normalizer(put(transitions.observations))
+        self.next_obs = normalizer(put(transitions.next_observations))
+        self.act = put(transitions.actions)
+        self.next_act = put(transitions.next_actions)
+        self.rew = put(transitions.rewards)
+        self.done = put(transitions.terminals)
+        self.size = len(transitions)
+        self.obs_dim, self.act_dim = self.obs.shape[1], self.act.shape[1]
+
+    def __len__(self) -> int:
+        return self.size
+
+    def gather(self, idx: torch.Tensor) -> Batch:
+        return Batch(self.obs[idx], self.act[idx], self.rew[idx], self.next_obs[idx], self.next_act[idx],
+                     self.done[idx], idx)
+
+    def sample(self, batch_size: int) -> Batch:
+        return self.gather(torch.randint(self.size, (batch_size,), device=self.device))
+
+    def sample_many(self, batch_sizes: Sequence[int]) -> list[Batch]:
+        """Independent batches for one training step, drawn with a single index draw and a single gather."""
+        whole = self.sample(sum(batch_sizes))
+        fields = [torch.split(getattr(whole, name), list(batch_sizes)) for name in Batch.__dataclass_fields__]
+        return [Batch(*parts) for parts in zip(*fields)]

@@ -1,0 +1,52 @@
+"""Checkpoints: the whole training state in one file, written atomically, plus the RNG states that make a resumed
+run continue exactly where the interrupted one stopped."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lom.errors import LOMError
+from lom.io import atomic_path
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def capture_rng() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def save(path: str | os.PathLike, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load(path: str | os.PathLike, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise LOMError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # a truncated or foreign file: say which one, not a pickle traceback
+        raise LOMError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); delete it to start over") from exc

@@ -1,0 +1,102 @@
+"""Command-line parsing shared by the entry points: flags come from the TrainConfig dataclass itself."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import typing
+from typing import NoReturn
+
+from lom.config import TrainConfig
+from lom.errors import LOMError
+
+FLAG_HELP = {
+    "env_name": "dataset to train on: a D4RL name (e.g. halfcheetah-medium-replay-v2, any case), multimodal-fork-v0 "
+                "(built in, the default), minari:<dataset id>, or with --dataset_path a gymnasium env id",
+    "dataset_path": "train on this D4RL-format HDF5 file instead of downloading (--env_name names its env)",
+    "agent": "LOM, or a baseline: BC, IQL, TD3BC",
+    "seed": "random seed; a CPU run with the same seed is repeatable bit for bit",
+    "training_steps": "main training steps (default: 1,000,000; multimodal-fork-v0: 10,000)",
+    "gmm_steps": "LOM: behaviour-mixture pre-training steps (default: 200,000; multimodal-fork-v0: 3,000)",
+    "gmm_path": "LOM: load a trained behaviour mixture (a run's gmm.pt) instead of pre-training",
+    "eval_every": "evaluate every this many training steps (default: 10,000; multimodal-fork-v0: 1,000)",
+    "eval_episodes": "episodes per evaluation, run in parallel",
+    "checkpoint_every": "write checkpoint.pt every this many steps (and always at the end)",
+    "log_every": "read losses back from the device (and check them for NaN) every this many steps",
+    "critic": "LOM's critic: expectile (IQL-style, default) or sarsa (the authors' ensemble with next actions)",
+    "mode_net": "LOM's mode-value network: multihead (one output per component) or onehot (the authors' form)",
+    "expectile": "expectile τ of the expectile critic",
+    "num_components": "N, mixture components (default: per-dataset table)",
+    "num_critics": "K, critic ensemble size (default: per-dataset table)",
+    "beta": "β, inverse temperature of LOM's imitation weight (default: per-dataset table)",
+    "ac_rand": "std of noise added to the selected component's action (default: per-dataset table)",
+    "smooth_noise": "std of the sarsa critic's target smoothing noise (default: per-dataset table)",
+    "weight_clip": "C, upper clip of LOM's imitation weight (default: per-dataset table)",
+    "discount": "discount factor γ",
+    "normalise": "standardise states with the dataset's mean and std (1/0)",
+    "tau": "Polyak averaging rate of target networks",
+    "gmm_batch_size": "batch size of behaviour-mixture pre-training",
+    "critic_batch_size": "LOM critic batch size",
+    "mode_batch_size": "LOM mode-value batch size (states; each is scored for every component)",
+    "actor_batch_size": "LOM actor batch size",
+    "gmm_lr": "Adam learning rate of the behaviour mixture",
+    "critic_lr": "Adam learning rate of LOM's critic",
+    "mode_lr": "Adam learning rate of LOM's mode-value network",
+    "actor_lr": "Adam learning rate of LOM's actor",
+    "device": "auto (CUDA when present), cpu, cuda or cuda:N",
+    "compile": "torch.compile the networks (1/0)",
+    "resume": "continue the run in the run folder from its last checkpoint (starts fresh if there is none)",
+    "log_path": "root folder of run folders",
+    "project": "project name (run folder level, and the wandb project)",
+    "group": "group name (run folder level, and the wandb group)",
+    "enable_wandb": "log to Weights & Biases (1/0); works offline with WANDB_MODE=offline",
+}
+
+
+def parse_bool(text: str) -> bool:
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected 1/0 or true/false, got {text!r}")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad command line costs the user one line, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = OneLineParser(prog=prog, description=description,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        kind = hints[f.name]
+        base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+        if base is bool:
+            parser.add_argument(f"--{f.name}", type=parse_bool, nargs="?", const=True, default=f.default,
+                                help=FLAG_HELP[f.name])
+        else:
+            parser.add_argument(f"--{f.name}", type=base, default=f.default, help=FLAG_HELP[f.name])
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+
+
+def run_cli(main) -> None:
+    """Run `main()`; a LOMError becomes one line on stderr and exit status 2."""
+    try:
+        main()
+    except LOMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: re-run the same command with --resume to continue from the last checkpoint",
+              file=sys.stderr)
+        sys.exit(130)

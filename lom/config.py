@@ -1,0 +1,192 @@
+"""Typed configuration: the run's flags, LOM's hyper-parameters and the one per-dataset table.
+
+Every default lives here. `train.py` turns flags into a `TrainConfig`; `resolve_hyperparams` merges the per-dataset
+table with any flag overrides, and the result is what `config.json` records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LOMHyperParams:
+    """The values the paper tunes per dataset (shared README §1, table)."""
+
+    num_components: int = 5  # N: mixture components
+    num_critics: int = 2  # K: critic ensemble size
+    beta: float = 5.0  # inverse temperature of the imitation weight
+    ac_rand: float = 0.0  # std of the noise added to the selected component's action
+    smooth_noise: float = 0.2  # std of the target smoothing noise (sarsa critic)
+    weight_clip: float = 50.0  # C: upper clip of the imitation weight
+
+
+def _hp(k: int, n: int, beta: float, ac_rand: float, smooth: float, c: float) -> LOMHyperParams:
+    return LOMHyperParams(num_components=n, num_critics=k, beta=beta, ac_rand=ac_rand, smooth_noise=smooth, weight_clip=c)
+
+
+# The authors' per-dataset values (K, N, β, ac_rand, smooth_noise, C). Random datasets have no published values:
+# they use the same environment's medium values.
+PAPER_HYPERPARAMS: dict[str, LOMHyperParams] = {
+    "halfcheetah-medium-replay-v2": _hp(1, 5, 5, 0.4, 0.2, 100),
+    "hopper-medium-replay-v2": _hp(1, 5, 5, 0.0, 0.2, 50),
+    "walker2d-medium-replay-v2": _hp(1, 10, 5, 0.0, 0.2, 50),
+    "halfcheetah-full-replay-v2": _hp(1, 10, 5, 0.4, 0.2, 100),
+    "hopper-full-replay-v2": _hp(2, 10, 5, 0.0, 0.2, 50),
+    "walker2d-full-replay-v2": _hp(1, 10, 5, 0.0, 0.2, 50),
+    "halfcheetah-medium-v2": _hp(1, 2, 5, 0.4, 0.2, 100),
+    "hopper-medium-v2": _hp(3, 5, 5, 0.0, 0.2, 50),
+    "walker2d-medium-v2": _hp(1, 2, 5, 0.0, 0.2, 50),
+    "halfcheetah-medium-expert-v2": _hp(2, 1, 0.1, 0.0, 0.0, 50),
+    "hopper-medium-expert-v2": _hp(6, 2, 0.1, 0.0, 0.0, 50),
+    "walker2d-medium-expert-v2": _hp(3, 5, 0.1, 0.2, 0.0, 50),
+    "halfcheetah-expert-v2": _hp(1, 2, 0.1, 0.0, 0.0, 50),
+    "hopper-expert-v2": _hp(1, 2, 0.1, 0.0, 0.2, 50),
+    "walker2d-expert-v2": _hp(1, 5, 0.1, 0.2, 0.0, 50),
+}
+for _env in ("halfcheetah", "hopper", "walker2d"):
+    PAPER_HYPERPARAMS[f"{_env}-random-v2"] = PAPER_HYPERPARAMS[f"{_env}-medium-v2"]
+
+# The built-in benchmark: three behaviour modes, so a handful of components is plenty.
+PAPER_HYPERPARAMS["multimodal-fork-v0"] = _hp(2, 5, 5, 0.0, 0.2, 50)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    training_steps: int = 1_000_000
+    gmm_steps: int = 200_000
+    eval_every: int = 10_000
+
+
+PAPER_SCHEDULE = Schedule()
+# Small enough that `python train.py` (no flags) finishes in a few minutes on 2 CPU cores.
+SCHEDULES: dict[str, Schedule] = {"multimodal-fork-v0": Schedule(training_steps=10_000, gmm_steps=3_000, eval_every=1_000)}
+
+
+CRITICS = ("expectile", "sarsa")
+
+
+@dataclass
+class TrainConfig:
+    """Everything one run needs. `None` means "take the dataset's default" (see `resolve`)."""
+
+    env_name: str = "multimodal-fork-v0"
+    dataset_path: str | None = None
+    agent: str = "LOM"
+    seed: int = 0
+    training_steps: int | None = None
+    gmm_steps: int | None = None
+    gmm_path: str | None = None
+    eval_every: int | None = None
+    eval_episodes: int = 10
+    checkpoint_every: int = 50_000
+    log_every: int = 1_000
+    # LOM's method choices and per-dataset values (None: from PAPER_HYPERPARAMS).
+    critic: str = "expectile"
+    mode_net: str = "multihead"
+    expectile: float = 0.7
+    num_components: int | None = None
+    num_critics: int | None = None
+    beta: float | None = None
+    ac_rand: float | None = None
+    smooth_noise: float | None = None
+    weight_clip: float | None = None
+    # Shared optimisation settings (shared README §1).
+    discount: float = 0.99
+    normalise: bool = True
+    tau: float = 0.005
+    gmm_batch_size: int = 512
+    critic_batch_size: int = 256
+    mode_batch_size: int = 1024
+    actor_batch_size: int = 256
+    gmm_lr: float = 1e-3
+    critic_lr: float = 3e-4
+    mode_lr: float = 1e-3
+    actor_lr: float = 1e-3
+    # Where and how to run.
+    device: str = "auto"
+    compile: bool = False
+    resume: bool = False
+    log_path: str = "runs"
+    project: str = "LOM"
+    group: str = "default"
+    enable_wandb: bool = False
+
+    def resolve(self, dataset_name: str) -> "TrainConfig":
+        """Fill every `None` from the dataset's schedule and hyper-parameter table."""
+        schedule = SCHEDULES.get(dataset_name, PAPER_SCHEDULE)
+        paper = PAPER_HYPERPARAMS.get(dataset_name, LOMHyperParams())
+        filled = {
+            f.name: getattr(self, f.name) if getattr(self, f.name) is not None else getattr(schedule, f.name)
+            for f in dataclasses.fields(Schedule)
+        }
+        filled.update(
+            {
+                f.name: getattr(self, f.name) if getattr(self, f.name) is not None else getattr(paper, f.name)
+                for f in dataclasses.fields(LOMHyperParams)
+            }
+        )
+        return dataclasses.replace(self, **filled)
+
+    def validate(self) -> None:
+        """Refuse values that cannot work, with one line naming the flag."""
+        from lom.agents import AGENTS
+        from lom.errors import LOMError
+        from lom.networks import MODE_VALUE_NETS
+
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise LOMError(message)
+
+        need(self.agent in AGENTS, f"--agent {self.agent!r} is unknown: choose one of {', '.join(AGENTS)}")
+        need(self.critic in CRITICS, f"--critic {self.critic!r} is unknown: choose one of {', '.join(CRITICS)}")
+        need(self.mode_net in MODE_VALUE_NETS, f"--mode_net {self.mode_net!r} is unknown: choose one of {', '.join(MODE_VALUE_NETS)}")
+        for name in ("training_steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every", "num_components",
+                     "num_critics", "gmm_batch_size", "critic_batch_size", "mode_batch_size", "actor_batch_size"):
+            need(getattr(self, name) >= 1, f"--{name} must be a positive whole number, got {getattr(self, name)}")
+        need(self.gmm_steps >= 0, f"--gmm_steps must be 0 or more, got {self.gmm_steps}")
+        need(self.gmm_steps > 0 or self.gmm_path or self.agent != "LOM",
+             "--gmm_steps 0 leaves LOM's behaviour mixture untrained: give a positive --gmm_steps or a --gmm_path")
+        need(0.0 < self.expectile < 1.0, f"--expectile must lie in (0, 1), got {self.expectile}")
+        need(0.0 <= self.discount <= 1.0, f"--discount must lie in [0, 1], got {self.discount}")
+        need(0.0 < self.tau <= 1.0, f"--tau must lie in (0, 1], got {self.tau}")
+        for name in ("beta", "ac_rand", "smooth_noise", "weight_clip", "gmm_lr", "critic_lr", "mode_lr", "actor_lr"):
+            need(getattr(self, name) >= 0, f"--{name} must not be negative, got {getattr(self, name)}")
+
+    @property
+    def lom(self) -> LOMHyperParams:
+        return LOMHyperParams(**{f.name: getattr(self, f.name) for f in dataclasses.fields(LOMHyperParams)})
+
+
+@dataclass(frozen=True)
+class BCHyperParams:
+    """Behaviour cloning: Gaussian policy fit by maximum likelihood on every dataset action."""
+
+    lr: float = 3e-4
+    batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class IQLHyperParams:
+    """IQL's locomotion settings (Kostrikov et al., 2022)."""
+
+    expectile: float = 0.7
+    beta: float = 3.0
+    weight_clip: float = 100.0
+    num_critics: int = 2
+    lr: float = 3e-4
+    batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class TD3BCHyperParams:
+    """TD3+BC's settings (Fujimoto & Gu, 2021)."""
+
+    alpha: float = 2.5
+    policy_noise: float = 0.2
+    noise_clip: float = 0.5
+    policy_delay: int = 2
+    num_critics: int = 2
+    lr: float = 3e-4
+    batch_size: int = 256

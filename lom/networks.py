@@ -1,0 +1,164 @@
+"""Network building blocks: plain MLPs, batched ensembles, the Gaussian-mixture behaviour model, policies."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+# The mixture's means stay strictly inside (-1, 1) and its log-stds inside [-15, 0] (the paper's ranges): a mean of
+# exactly ±1 or a std near zero makes the log-likelihood of boundary actions explode.
+GMM_MEAN_LIMIT = 0.9999
+GMM_LOG_STD_MIN, GMM_LOG_STD_MAX = -15.0, 0.0
+GAUSSIAN_LOG_STD_MIN, GAUSSIAN_LOG_STD_MAX = -5.0, 2.0
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.ReLU()]
+        in_dim = width
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class EnsembleLinear(nn.Module):
+    """`members` independent linear layers applied in one batched matmul: (E, B, in) -> (E, B, out)."""
+
+    def __init__(self, members: int, in_dim: int, out_dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.empty(members, 1, out_dim))
+        # Same initialisation as nn.Linear, member by member.
+        bound = 1.0 / math.sqrt(in_dim)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class EnsembleMLP(nn.Module):
+    """An ensemble of MLPs evaluated at once. Input (B, in) is shared by all members; (E, B, in) is per member."""
+
+    def __init__(self, members: int, in_dim: int, hidden: Sequence[int], out_dim: int):
+        super().__init__()
+        self.members = members
+        dims = [in_dim, *hidden, out_dim]
+        self.layers = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in zip(dims[:-1], dims[1:]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            x = x.expand(self.members, *x.shape)
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = F.relu(x)
+        return x
+
+
+class QEnsemble(nn.Module):
+    """K state-action values Q_k(s, a), returned as (K, B)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, members: int, hidden: Sequence[int] = (256, 256)):
+        super().__init__()
+        self.net = EnsembleMLP(members, obs_dim + act_dim, hidden, 1)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([obs, act], dim=-1)).squeeze(-1)
+
+
+class GaussianMixture(nn.Module):
+    """State-conditioned mixture of N diagonal Gaussians over actions (a mixture-density network).
+
+    forward(obs) -> (means (B, N, A), stds (B, N, A), log_weights (B, N)).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, components: int, hidden: Sequence[int] = (512, 512)):
+        super().__init__()
+        self.act_dim, self.components = act_dim, components
+        self.net = mlp(obs_dim, hidden, components * (2 * act_dim + 1))
+
+    def forward(self, obs: torch.Tensor):
+        out = self.net(obs)
+        n, a = self.components, self.act_dim
+        means = torch.tanh(out[:, : n * a]).clamp(-GMM_MEAN_LIMIT, GMM_MEAN_LIMIT).view(-1, n, a)
+        log_stds = out[:, n * a : 2 * n * a].clamp(GMM_LOG_STD_MIN, GMM_LOG_STD_MAX).view(-1, n, a)
+        log_weights = F.log_softmax(out[:, 2 * n * a :], dim=-1)
+        return means, log_stds.exp(), log_weights
+
+
+def gmm_log_prob(means, stds, log_weights, actions) -> torch.Tensor:
+    """log π_β(a|s) = logsumexp_k(log w_k + Σ_a log N(a; μ_k, σ_k)), shape (B,)."""
+    component_log_probs = torch.distributions.Normal(means, stds).log_prob(actions.unsqueeze(1)).sum(-1)
+    return torch.logsumexp(log_weights + component_log_probs, dim=-1)
+
+
+def sample_components(means, stds, noise: torch.Tensor) -> torch.Tensor:
+    """Reparameterised draw μ + σ·ε from every component (or the chosen ones), clipped to the action box."""
+    return (means + stds * noise).clamp(-1.0, 1.0)
+
+
+class DeterministicActor(nn.Module):
+    """π(s) = tanh(MLP(s)): the policy LOM and TD3+BC train and evaluate."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256)):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden, act_dim)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.net(obs))
+
+
+class GaussianActor(nn.Module):
+    """N(tanh(MLP(s)), diag σ) with a state-independent learned log σ, as in IQL; the mean is the evaluation action."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256)):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden, act_dim)
+        self.log_std = nn.Parameter(torch.zeros(act_dim))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.net(obs))
+
+    def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        std = self.log_std.clamp(GAUSSIAN_LOG_STD_MIN, GAUSSIAN_LOG_STD_MAX).exp()
+        return torch.distributions.Normal(self(obs), std).log_prob(actions).sum(-1)
+
+
+@torch.no_grad()
+def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """target ← (1 − τ)·target + τ·online, in one fused call over all parameters."""
+    torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)
+
+
+class MultiHeadModeValue(nn.Module):
+    """Q_mode(s) ∈ R^N: one output per mixture component, so each state's trunk is computed once."""
+
+    def __init__(self, obs_dim: int, components: int, hidden: Sequence[int] = (256, 256)):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden, components)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs)
+
+
+class OneHotModeValue(nn.Module):
+    """The authors' form: Q_mode(s, k) = MLP([s, one-hot(k)]), evaluated for every k, returned as (B, N)."""
+
+    def __init__(self, obs_dim: int, components: int, hidden: Sequence[int] = (256, 256)):
+        super().__init__()
+        self.components = components
+        self.net = mlp(obs_dim + components, hidden, 1)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        b, n = obs.shape[0], self.components
+        one_hot = torch.eye(n, device=obs.device, dtype=obs.dtype).expand(b, n, n)
+        inputs = torch.cat([obs.unsqueeze(1).expand(b, n, obs.shape[1]), one_hot], dim=-1)
+        return self.net(inputs).squeeze(-1)
+
+
+MODE_VALUE_NETS = {"multihead": MultiHeadModeValue, "onehot": OneHotModeValue}

@@ -1,0 +1,294 @@
+"""The training loop: data on the device, an optional pre-training phase, evaluations, checkpoints, results.
+
+The hot loop only launches work: losses are written into a device-side window and read back once every
+`log_every` steps (that read is also where non-finite losses are caught), so the host never waits on the device
+in between.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from lom import checkpoint
+from lom.agents import Agent, make_agent
+from lom.batches import DeviceDataset, ObservationNormalizer
+from lom.config import TrainConfig
+from lom.data import load_transitions, resolve_dataset
+from lom.data.types import DatasetSpec
+from lom.errors import LOMError
+from lom.evaluation import evaluate
+from lom.io import write_json
+from lom.run_logging import RunLogger, run_directory
+
+GMM_FILE = "gmm.pt"
+NAN_CHECKPOINT_NAME = "checkpoint_nan.pt"
+# Evaluation episodes use seeds far from the training seed's so that no two evaluations share an episode.
+EVAL_SEED_STRIDE = 10_000
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise LOMError(f"--device {name} asked for, but PyTorch sees no CUDA GPU; use --device cpu")
+    return torch.device(name)
+
+
+class LossWindow:
+    """Per-step losses kept on the device; flushed (one host sync) into running sums every `capacity` steps."""
+
+    def __init__(self, capacity: int, device: torch.device):
+        self.capacity, self.device = capacity, device
+        self.names: list[str] = []
+        self.rows = None
+        self.fill = 0
+        self.first_step = 0
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, step: int, losses: dict[str, torch.Tensor]) -> None:
+        if self.rows is None or list(losses) != self.names:
+            self.flush()
+            self.names = list(losses)
+            self.rows = torch.empty(self.capacity, len(self.names), device=self.device)
+        if self.fill == 0:
+            self.first_step = step
+        self.rows[self.fill] = torch.stack(list(losses.values()))
+        self.fill += 1
+        if self.fill == self.capacity:
+            self.flush()
+
+    def flush(self) -> None:
+        """Read the window back; raise `NonFiniteLoss` naming the first bad loss and its step."""
+        if not self.fill:
+            return
+        rows = self.rows[: self.fill].double().cpu()
+        self.fill = 0
+        finite = torch.isfinite(rows)
+        if not finite.all():
+            step_offset, column = (~finite).nonzero()[0].tolist()
+            raise NonFiniteLoss(self.names[column], self.first_step + step_offset)
+        for name, total in zip(self.names, rows.sum(0).tolist()):
+            self.sums[name] = self.sums.get(name, 0.0) + total
+        self.count += len(rows)
+
+    def take_means(self) -> dict[str, float]:
+        self.flush()
+        means = {name: total / self.count for name, total in self.sums.items()} if self.count else {}
+        self.sums, self.count = {}, 0
+        return means
+
+
+class NonFiniteLoss(Exception):
+    def __init__(self, loss_name: str, step: int):
+        super().__init__(loss_name, step)
+        self.loss_name, self.step = loss_name, step
+
+
+@dataclass
+class Progress:
+    """What a checkpoint needs besides the networks: where the run is and what it has measured so far."""
+
+    phase: str = "pretrain"
+    step: int = 0  # steps completed in `phase`
+    metrics: list[dict] = field(default_factory=list)
+    pending_losses: dict = field(default_factory=dict)  # loss sums since the last evaluation, and their count
+    wall_time_s: float = 0.0
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig):
+        self.spec: DatasetSpec = resolve_dataset(cfg.env_name, cfg.dataset_path)
+        self.cfg = cfg = cfg.resolve(self.spec.name)
+        cfg.validate()
+        self.run_dir = run_directory(cfg.log_path, cfg.project, cfg.group, self.spec.name, cfg.agent, cfg.seed)
+
+    # -- set-up -------------------------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        cfg = self.cfg
+        print(f"run folder: {self.run_dir}", flush=True)
+        resume_from = self.run_dir / checkpoint.CHECKPOINT_NAME
+        if not cfg.resume and self.run_dir.exists() and any(self.run_dir.iterdir()):
+            moved = self.run_dir.with_name(f"{self.run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+            shutil.move(str(self.run_dir), str(moved))
+            print(f"an earlier run was in that folder; it was moved to {moved} (add --resume to continue a run)")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+
+        checkpoint.seed_everything(cfg.seed)
+        self.device = pick_device(cfg.device)
+        transitions = load_transitions(self.spec)
+        self.normalizer = ObservationNormalizer.fit(transitions.observations, cfg.normalise).to(self.device)
+        self.data = DeviceDataset(transitions, self.normalizer, self.device)
+        self.agent: Agent = make_agent(cfg, self.data.obs_dim, self.data.act_dim).to(self.device)
+        if cfg.gmm_path and cfg.agent == "LOM":
+            self.agent.load_behaviour_model(checkpoint.load(cfg.gmm_path, map_location=self.device))
+        if cfg.compile:
+            self.agent.compile_networks()
+        self.config_record = self._config_record(transitions)
+        self.progress = Progress(phase="pretrain" if self.agent.pretrain_steps else "train")
+
+        resumed = cfg.resume and resume_from.is_file()
+        if resumed:
+            self._restore(checkpoint.load(resume_from, map_location=self.device))
+        elif cfg.resume:
+            print("no checkpoint in the run folder yet: starting from scratch")
+        write_json(self.run_dir / "config.json", self.config_record)
+        run_name = f"{self.spec.name}/{cfg.agent}/seed{cfg.seed}"
+        self.logger = RunLogger(self.run_dir, self.config_record, cfg.enable_wandb, cfg.project, cfg.group, run_name,
+                                run_id=hashlib.sha1(str(self.run_dir.resolve()).encode()).hexdigest()[:16])
+        self.logger.restore(self.progress.metrics)
+        self.window = LossWindow(cfg.log_every, self.device)
+
+    def _config_record(self, transitions) -> dict:
+        cfg = self.cfg
+        return {
+            **dataclasses.asdict(cfg),
+            "dataset": self.spec.name,
+            "env_id": self.spec.env_id,
+            "dataset_source": self.spec.source,
+            "ref_min_score": self.spec.ref_min_score,
+            "ref_max_score": self.spec.ref_max_score,
+            "transitions": len(transitions),
+            "obs_dim": transitions.obs_dim,
+            "act_dim": transitions.act_dim,
+            "device_used": str(self.device),
+            "hyperparameters": self.agent.hyperparameters(),
+        }
+
+    def _restore(self, state: dict) -> None:
+        if state["config"] != self._comparable_config():
+            changed = sorted(k for k, v in self._comparable_config().items() if state["config"].get(k) != v)
+            raise LOMError(f"--resume: the run in {self.run_dir} was started with other values of {', '.join(changed)}; "
+                           "use the original flags, or another --group / --log_path for a new run")
+        self.agent.load_training_state(state["agent"])
+        self.progress = Progress(**state["progress"])
+        if self.progress.phase == "train":
+            self.agent.finish_pretraining(self.data)
+        checkpoint.restore_rng(state["rng"])
+        print(f"resumed from {self.progress.phase} step {self.progress.step}")
+
+    def _comparable_config(self) -> dict:
+        """The settings that change a run's numbers (not where it runs or how it is logged)."""
+        ignored = {"resume", "device", "enable_wandb", "compile", "log_every"}
+        return {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in ignored}
+
+    def save_checkpoint(self, path: Path | None = None) -> None:
+        self.progress.pending_losses = {"sums": self.window.sums, "count": self.window.count}
+        self.progress.wall_time_s = self.elapsed()
+        checkpoint.save(path or self.run_dir / checkpoint.CHECKPOINT_NAME, {
+            "config": self._comparable_config(),
+            "agent": self.agent.training_state(),
+            "progress": dataclasses.asdict(self.progress),
+            "rng": checkpoint.capture_rng(),
+        })
+
+    def elapsed(self) -> float:
+        return self.progress_wall_start + time.perf_counter() - self.clock_start
+
+    # -- the loop -----------------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        self.prepare()
+        self.clock_start, self.progress_wall_start = time.perf_counter(), self.progress.wall_time_s
+        pending = self.progress.pending_losses
+        self.window.sums, self.window.count = dict(pending.get("sums", {})), pending.get("count", 0)
+        try:
+            if self.progress.phase == "pretrain":
+                self._pretrain()
+            self._train()
+        except NonFiniteLoss as bad:
+            nan_path = self.run_dir / NAN_CHECKPOINT_NAME
+            self.save_checkpoint(nan_path)
+            network = bad.loss_name.split("/")[0]
+            raise LOMError(f"loss {bad.loss_name} of network '{network}' became NaN/inf at {self.progress.phase} step "
+                           f"{bad.step}; state saved to {nan_path} (the last good checkpoint is untouched). "
+                           "Try a lower learning rate or check the dataset's rewards") from None
+        return self._finish()
+
+    def _pretrain(self) -> None:
+        agent, cfg, progress = self.agent, self.cfg, self.progress
+        bar = tqdm(total=agent.pretrain_steps, initial=progress.step, desc="behaviour mixture", unit="step",
+                   dynamic_ncols=True, mininterval=1.0)
+        while progress.step < agent.pretrain_steps:
+            self.window.add(progress.step + 1, agent.pretrain_step(self.data))
+            progress.step += 1
+            bar.update()
+            if progress.step % cfg.log_every == 0:
+                bar.set_postfix(self._postfix(self.window.take_means()))
+            if progress.step % cfg.checkpoint_every == 0 and progress.step < agent.pretrain_steps:
+                self.window.flush()
+                self.save_checkpoint()
+        bar.close()
+        self.window.take_means()
+        checkpoint.save(self.run_dir / GMM_FILE, {"gmm": agent.gmm.state_dict()})
+        progress.phase, progress.step = "train", 0
+        agent.finish_pretraining(self.data)
+        self.save_checkpoint()
+
+    def _train(self) -> None:
+        agent, cfg, progress = self.agent, self.cfg, self.progress
+        last_score = progress.metrics[-1]["normalized_score"] if progress.metrics else None
+        bar = tqdm(total=cfg.training_steps, initial=progress.step, desc=f"{cfg.agent} training", unit="step",
+                   dynamic_ncols=True, mininterval=1.0)
+        while progress.step < cfg.training_steps:
+            self.window.add(progress.step + 1, agent.train_step(self.data))
+            progress.step += 1
+            bar.update()
+            at_end = progress.step == cfg.training_steps
+            if progress.step % cfg.log_every == 0:
+                self.window.flush()
+            if progress.step % cfg.eval_every == 0 or at_end:
+                last_score = self._evaluate()["normalized_score"]
+                bar.set_postfix(score=f"{last_score:.1f}")
+            if progress.step % cfg.checkpoint_every == 0 or at_end:
+                self.window.flush()
+                self.save_checkpoint()
+        bar.close()
+
+    def _evaluate(self) -> dict:
+        step = self.progress.step
+        self.agent.eval()
+        result = evaluate(self.agent.act, self.normalizer, self.spec, self.cfg.eval_episodes,
+                          seed=self.cfg.seed * EVAL_SEED_STRIDE + step, device=self.device)
+        self.agent.train()
+        row = {"step": step, "wall_time_s": round(self.elapsed(), 3), **result.summary, **self.window.take_means()}
+        self.progress.metrics.append(row)
+        self.logger.log_evaluation(row)
+        tqdm.write(f"step {step}: return {row['return_mean']:.2f} ± {row['return_std']:.2f}, "
+                   f"normalised score {row['normalized_score']:.1f}")
+        return row
+
+    @staticmethod
+    def _postfix(means: dict[str, float]) -> dict[str, str]:
+        return {name.split("/")[-1]: f"{value:.3g}" for name, value in means.items()}
+
+    def _finish(self) -> dict:
+        metrics = self.progress.metrics
+        final = metrics[-1]
+        results = {
+            "agent": self.cfg.agent,
+            "dataset": self.spec.name,
+            "seed": self.cfg.seed,
+            "steps": self.progress.step,
+            "final_return": final["return_mean"],
+            "final_normalized_score": final["normalized_score"],
+            "best_normalized_score": max(row["normalized_score"] for row in metrics),
+            "wall_time_s": round(self.elapsed(), 3),
+            "run_dir": str(self.run_dir),
+        }
+        self.logger.finish(results)
+        print(f"final normalised score {results['final_normalized_score']:.1f} "
+              f"(best {results['best_normalized_score']:.1f}, return {results['final_return']:.2f}); "
+              f"results in {self.run_dir / 'results.json'}")
+        return results
+
+
+def train(cfg: TrainConfig) -> dict:
+    return Trainer(cfg).run()

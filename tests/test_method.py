@@ -1,0 +1,162 @@
+"""The method's pieces on cases whose right answer is known: the mixture, mode selection, weights, both critics."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from lom.agents.critics import ExpectileCritic, SarsaCritic, expectile_loss
+from lom.agents.lom import LOMAgent, imitation_weight
+from lom.batches import DeviceDataset, ObservationNormalizer
+from lom.config import TrainConfig
+from lom.data.types import Transitions
+from lom.networks import EnsembleMLP, OneHotModeValue, MultiHeadModeValue
+
+
+def make_transitions(obs, act, rew=None, next_obs=None, next_act=None, done=None) -> Transitions:
+    n = len(obs)
+    f32 = lambda x: np.asarray(x, dtype=np.float32)  # noqa: E731
+    return Transitions(
+        observations=f32(obs), actions=f32(act),
+        rewards=f32(np.zeros(n) if rew is None else rew),
+        next_observations=f32(obs if next_obs is None else next_obs),
+        next_actions=f32(act if next_act is None else next_act),
+        terminals=f32(np.zeros(n) if done is None else done),
+    )
+
+
+def lom_config(**overrides) -> TrainConfig:
+    cfg = TrainConfig(training_steps=100, gmm_steps=100, eval_every=100).resolve("multimodal-fork-v0")
+    return dataclasses.replace(cfg, **overrides)
+
+
+def test_mixture_recovers_three_known_modes():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    true_means = np.array([[-0.6, 0.5], [0.1, -0.4], [0.7, 0.6]])
+    labels = rng.integers(0, 3, 6000)
+    actions = true_means[labels] + 0.05 * rng.standard_normal((6000, 2))
+    obs = rng.standard_normal((6000, 1)) * 0.01  # one state: a pure 3-mode action distribution
+    data = DeviceDataset(make_transitions(obs, actions), ObservationNormalizer.fit(obs, False), torch.device("cpu"))
+    agent = LOMAgent(1, 2, lom_config(num_components=3, gmm_lr=3e-3))
+    first = agent.pretrain_step(data)["gmm/nll"].item()
+    for _ in range(1000):
+        last = agent.pretrain_step(data)["gmm/nll"].item()
+    assert last < first - 2.0
+    means, _, log_w = agent.gmm(torch.zeros(1, 1))
+    found = means[0].detach().numpy()
+    # Every true mode has a fitted component within 0.1, and the weights are about a third each.
+    dist = np.linalg.norm(found[:, None] - true_means[None], axis=-1)
+    assert dist.min(axis=0).max() < 0.1
+    assert np.allclose(log_w.exp()[0].detach().numpy(), 1 / 3, atol=0.05)
+
+
+@pytest.mark.parametrize("mode_net", [MultiHeadModeValue, OneHotModeValue])
+def test_mode_selection_picks_the_highest_value_component(mode_net):
+    """Component k's actions have value −(a − 0.5)²: the component centred at 0.5 must be selected."""
+    torch.manual_seed(0)
+    centres = torch.tensor([-0.8, 0.5, 0.0, -0.3])
+    obs = torch.randn(512, 3)
+    net = mode_net(3, 4)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(300):
+        actions = centres + 0.1 * torch.randn(512, 4)
+        target = -(actions - 0.5).square()
+        loss = torch.nn.functional.mse_loss(net(obs), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    picked = net(torch.randn(256, 3)).argmax(-1)
+    assert (picked == 1).float().mean() > 0.95
+
+
+def test_actor_imitates_the_best_mode_action():
+    """With a value table favouring component 2, the actions LOM imitates come from component 2."""
+    torch.manual_seed(0)
+    agent = LOMAgent(2, 1, lom_config(num_components=3))
+    batch_obs = torch.randn(64, 2)
+    means = torch.tensor([[-0.7], [0.0], [0.6]]).expand(64, 3, 1)
+    stds = torch.full((64, 3, 1), 1e-3)
+    agent.behaviour = lambda batch: (means, stds)
+    agent.best_component = lambda obs: torch.full((len(obs),), 2)
+    batch = DeviceDataset(make_transitions(batch_obs.numpy(), np.zeros((64, 1))),
+                          ObservationNormalizer.fit(batch_obs.numpy(), False), torch.device("cpu")).sample(64)
+    assert torch.allclose(agent.best_mode_action(batch), torch.full((64, 1), 0.6), atol=0.01)
+
+
+def test_imitation_weights_are_clipped_at_C():
+    q_star = torch.tensor([0.0, 0.5, -1.0, 1.0, 1000.0])
+    q_pi = torch.zeros(5)
+    w = imitation_weight(q_star, q_pi, beta=5.0, clip=50.0)
+    assert w[0] == pytest.approx(1.0)
+    assert w[1] == pytest.approx(np.exp(2.5), rel=1e-5)
+    assert w[2] == pytest.approx(np.exp(-5.0), rel=1e-5)
+    assert w[3] == 50.0 and w[4] == 50.0  # e^5 > C, and an overflow to inf is clipped too
+    assert torch.isfinite(w).all()
+
+
+def test_expectile_loss_is_asymmetric():
+    diff = torch.tensor([1.0, -1.0])
+    assert expectile_loss(diff[:1], 0.7).item() == pytest.approx(0.7)
+    assert expectile_loss(diff[1:], 0.7).item() == pytest.approx(0.3)
+
+
+def two_state_mdp():
+    """s0 --a--> s1 (reward 1), s1 --a--> terminal (reward 2): Q(s0) = 1 + γ·2, Q(s1) = 2."""
+    obs = np.array([[1.0, 0.0], [0.0, 1.0]])
+    next_obs = np.array([[0.0, 1.0], [0.0, 0.0]])
+    act = np.array([[0.3], [-0.3]])
+    return make_transitions(obs, act, rew=[1.0, 2.0], next_obs=next_obs, next_act=[[-0.3], [0.0]], done=[0.0, 1.0])
+
+
+@pytest.mark.parametrize("kind", ["expectile", "sarsa"])
+def test_critics_learn_the_values_of_a_tiny_mdp(kind):
+    torch.manual_seed(0)
+    gamma = 0.9
+    t = two_state_mdp()
+    data = DeviceDataset(t, ObservationNormalizer.fit(t.observations, False), torch.device("cpu"))
+    if kind == "expectile":
+        critic = ExpectileCritic(2, 1, members=2, expectile=0.7, discount=gamma, tau=0.05, lr=3e-3)
+    else:
+        critic = SarsaCritic(2, 1, members=2, smooth_noise=0.0, discount=gamma, tau=0.05, lr=3e-3)
+    for _ in range(3000):
+        critic.update(data.sample(32))
+    q = critic.value(data.obs, data.act)
+    assert q.numpy() == pytest.approx([1 + gamma * 2, 2.0], abs=0.05)
+
+
+def test_ensemble_members_are_independent_networks():
+    torch.manual_seed(0)
+    ens = EnsembleMLP(3, 4, (8,), 1)
+    x = torch.randn(5, 4)
+    out = ens(x)
+    assert out.shape == (3, 5, 1)
+    assert not torch.allclose(out[0], out[1])
+    # Member 1 equals an ordinary MLP with member 1's weights.
+    w0, b0 = ens.layers[0].weight[1], ens.layers[0].bias[1]
+    w1, b1 = ens.layers[1].weight[1], ens.layers[1].bias[1]
+    manual = torch.relu(x @ w0 + b0) @ w1 + b1
+    assert torch.allclose(out[1], manual, atol=1e-6)
+
+
+def test_cached_behaviour_gives_the_same_losses_as_the_plain_step():
+    """The fast path (frozen mixture evaluated once over the dataset) changes no number."""
+    rng = np.random.default_rng(1)
+    t = make_transitions(rng.standard_normal((500, 3)), rng.uniform(-1, 1, (500, 2)), rew=rng.standard_normal(500),
+                         next_obs=rng.standard_normal((500, 3)), next_act=rng.uniform(-1, 1, (500, 2)))
+    data = DeviceDataset(t, ObservationNormalizer.fit(t.observations, True), torch.device("cpu"))
+    runs = []
+    for cached in (True, False):
+        torch.manual_seed(3)
+        agent = LOMAgent(3, 2, lom_config(num_components=4, critic="sarsa", ac_rand=0.2), cache_behaviour=cached)
+        for _ in range(5):
+            agent.pretrain_step(data)
+        agent.finish_pretraining(data)
+        runs.append([{k: v.item() for k, v in agent.train_step(data).items()} for _ in range(20)])
+    for fast, plain in zip(*runs):
+        assert fast.keys() == plain.keys()
+        for key in fast:
+            assert fast[key] == pytest.approx(plain[key], rel=1e-5, abs=1e-6), key

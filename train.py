@@ -1,0 +1,23 @@
+"""Train one agent (LOM by default) on one dataset: `python train.py --env_name halfcheetah-full-replay-v2`."""
+
+from lom.cli import build_parser, config_from_args, run_cli
+
+
+def main() -> None:
+    parser = build_parser("train.py", "Train LOM (or a baseline) on an offline dataset, evaluate it, save the run.")
+    parser.add_argument("--print_run_dir", action="store_true",
+                        help="print the run folder these flags map to and exit without training")
+    args = parser.parse_args()
+    cfg = config_from_args(args)
+
+    from lom.trainer import Trainer  # after parsing, so --help stays fast
+
+    trainer = Trainer(cfg)
+    if args.print_run_dir:
+        print(trainer.run_dir)
+        return
+    trainer.run()
+
+
+if __name__ == "__main__":
+    run_cli(main)
