@@ -1,0 +1,5 @@
+import sys
+
+from lom.report.cli import main
+
+sys.exit(main())

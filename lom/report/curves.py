@@ -1,0 +1,58 @@
+"""Learning curves: one panel per dataset, per column the mean ± std band of the normalised score over seeds."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on training machines
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from lom.io import atomic_path  # noqa: E402
+from lom.report.table import column_sort_key, dataset_sort_key  # noqa: E402
+
+Curve = tuple[np.ndarray, np.ndarray]
+LEGEND_INCHES = 0.4  # space kept above the panels for the shared legend
+
+
+def mean_std_curve(curves: list[Curve]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and std over seeds at every evaluated step; a step counts only the seeds that reached it."""
+    steps = np.unique(np.concatenate([s for s, _ in curves])) if curves else np.zeros(0, dtype=np.int64)
+    means, stds = np.zeros(len(steps)), np.zeros(len(steps))
+    for i, step in enumerate(steps):
+        values = [scores[s == step][-1] for s, scores in curves if np.any(s == step)]
+        means[i], stds[i] = np.mean(values), np.std(values)
+    return steps, means, stds
+
+
+def plot_learning_curves(curves: dict[tuple[str, str], list[Curve]], path: str | Path) -> None:
+    """`curves` maps (dataset, column) to each seed's (steps, scores); writes a PNG to `path` atomically."""
+    datasets = sorted({d for d, _ in curves}, key=dataset_sort_key)
+    columns = sorted({c for _, c in curves}, key=column_sort_key)
+    colors = {c: plt.get_cmap("tab10")(i % 10) for i, c in enumerate(columns)}
+    ncols = min(len(datasets), 3 if len(datasets) <= 9 else 5)
+    nrows = math.ceil(len(datasets) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows + LEGEND_INCHES), squeeze=False)
+    for ax, dataset in zip(axes.flat, datasets):
+        for column in columns:
+            seeds = [c for c in curves.get((dataset, column), []) if len(c[0])]
+            if not seeds:
+                continue
+            steps, mean, std = mean_std_curve(seeds)
+            ax.plot(steps, mean, color=colors[column], label=column, marker="." if len(steps) < 3 else None)
+            ax.fill_between(steps, mean - std, mean + std, color=colors[column], alpha=0.2, linewidth=0)
+        ax.set_title(dataset, fontsize=11)
+        ax.set_xlabel("training steps")
+        ax.set_ylabel("normalised score")
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(datasets) :]:
+        ax.set_visible(False)
+    handles = [plt.Line2D([], [], color=colors[c], linewidth=2) for c in columns]
+    fig.legend(handles, columns, loc="upper center", ncol=min(len(columns), 6), frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - LEGEND_INCHES / fig.get_figheight()))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,118 @@
+"""Find and read the run folders written by train.py (config.json, metrics.csv, results.json)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lom.errors import LOMError
+
+REQUIRED_CONFIG_KEYS = ("agent", "dataset", "seed")
+# train.py moves a replaced run aside as seed<S>.old-<time>; only seed<S> folders are live runs.
+RUN_DIR_NAME = re.compile(r"seed\d+")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run. `final_score` comes from results.json and is None while the run is incomplete."""
+
+    run_dir: Path
+    dataset: str
+    agent: str
+    seed: int
+    experiment: str
+    final_score: float | None
+    steps: np.ndarray
+    scores: np.ndarray
+
+    @property
+    def complete(self) -> bool:
+        return self.final_score is not None
+
+    @property
+    def last_score(self) -> float | None:
+        """The final score, or for an incomplete run its latest evaluation (None before the first one)."""
+        if self.complete:
+            return self.final_score
+        return float(self.scores[-1]) if len(self.scores) else None
+
+
+def find_runs(log_path: str | Path) -> list[Run]:
+    """Every run folder under `log_path`: a seed<S> folder whose config.json names agent, dataset and seed."""
+    root = Path(log_path)
+    if not root.is_dir():
+        raise LOMError(f"{root} is not a directory — pass the --log_path folder that train.py wrote to")
+    configs = [p for p in sorted(root.rglob("config.json")) if RUN_DIR_NAME.fullmatch(p.parent.name)]
+    runs = [load_run(p.parent) for p in configs if _is_run_config(p)]
+    if not runs:
+        raise LOMError(f"no runs found under {root} — train some first (train.py or run_baselines.sh)")
+    return runs
+
+
+def load_run(run_dir: Path) -> Run:
+    config = _read_json(run_dir / "config.json")
+    results_path = run_dir / "results.json"
+    final_score = None
+    if results_path.exists():
+        results = _read_json(results_path)
+        if "final_normalized_score" not in results:
+            raise LOMError(f"{results_path} has no final_normalized_score — re-run that training with --resume")
+        final_score = float(results["final_normalized_score"])
+    steps, scores = read_learning_curve(run_dir / "metrics.csv")
+    return Run(
+        run_dir=run_dir,
+        dataset=str(config["dataset"]),
+        agent=str(config["agent"]),
+        seed=int(config["seed"]),
+        # run folders are <project>/<group>/<dataset slug>/<agent>/seed<S>
+        experiment=f"{run_dir.parents[3].name}/{run_dir.parents[2].name}" if len(run_dir.parents) > 3 else "",
+        final_score=final_score,
+        steps=steps,
+        scores=scores,
+    )
+
+
+def read_learning_curve(metrics_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(step, normalized_score) columns of metrics.csv; empty arrays when the file is missing or has no rows."""
+    if not metrics_path.exists():
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    with open(metrics_path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"step", "normalized_score"} - set(reader.fieldnames or ())
+        if missing:
+            raise LOMError(f"{metrics_path} lacks the column(s) {sorted(missing)} — it was not written by train.py")
+        try:
+            rows = [(int(float(r["step"])), float(r["normalized_score"])) for r in reader]
+        except (TypeError, ValueError) as e:
+            raise LOMError(f"{metrics_path} has a malformed row ({e}) — delete that row or the run folder") from None
+    # a resumed run may re-log steps after its last checkpoint: the latest row for a step wins
+    latest = {step: score for step, score in rows if not math.isnan(score)}
+    if not latest:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    steps, scores = zip(*sorted(latest.items()))
+    return np.asarray(steps, dtype=np.int64), np.asarray(scores, dtype=np.float64)
+
+
+def column_labels(runs: list[Run]) -> list[str]:
+    """The table column of each run: its agent, plus the experiment when several share one log folder."""
+    if len({r.experiment for r in runs}) <= 1:
+        return [r.agent for r in runs]
+    return [f"{r.agent} [{r.experiment}]" for r in runs]
+
+
+def _is_run_config(path: Path) -> bool:
+    config = _read_json(path)
+    return isinstance(config, dict) and all(k in config for k in REQUIRED_CONFIG_KEYS)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise LOMError(f"cannot read {path} ({e}) — delete or repair that run folder") from None

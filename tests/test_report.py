@@ -1,0 +1,186 @@
+"""`python -m lom.report` on hand-written run folders in train.py's format."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lom.report.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS_HEADER = "step,wall_time_s,return_mean,return_std,normalized_score,normalized_score_std,actor_loss"
+
+
+def write_run(
+    log_path: Path,
+    dataset: str,
+    agent: str,
+    seed: int,
+    curve: list[float],
+    final: float | None = None,
+    group: str = "default",
+    eval_every: int = 100,
+) -> Path:
+    """A run folder as train.py writes it; `final=None` leaves it incomplete (no results.json)."""
+    run_dir = log_path / "LOM" / group / dataset.lower() / agent / f"seed{seed}"
+    run_dir.mkdir(parents=True)
+    config = {"agent": agent, "dataset": dataset, "env_id": "X-v4", "seed": seed, "training_steps": 1000,
+              "hyperparameters": {"batch_size": 256}}
+    (run_dir / "config.json").write_text(json.dumps(config))
+    rows = [f"{(i + 1) * eval_every},{i}.5,{s * 10},1.0,{s},0.5,0.1" for i, s in enumerate(curve)]
+    (run_dir / "metrics.csv").write_text("\n".join([METRICS_HEADER, *rows]) + "\n")
+    if final is not None:
+        results = {"final_normalized_score": final, "best_normalized_score": max(curve + [final]),
+                   "final_return": final * 10, "steps": 1000, "wall_time_s": 3.0, "agent": agent,
+                   "dataset": dataset, "seed": seed}
+        (run_dir / "results.json").write_text(json.dumps(results))
+    return run_dir
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    """2 datasets × 2 agents × 3 seeds, all finished."""
+    log = tmp_path / "runs"
+    finals = {
+        ("hopper-medium-v2", "LOM"): [60.0, 70.0, 80.0],
+        ("hopper-medium-v2", "BC"): [50.0, 52.0, 54.0],
+        ("halfcheetah-medium-replay-v2", "LOM"): [40.0, 42.0, 44.0],
+        ("halfcheetah-medium-replay-v2", "BC"): [45.0, 46.0, 47.0],
+    }
+    for (dataset, agent), scores in finals.items():
+        for seed, final in enumerate(scores):
+            write_run(log, dataset, agent, seed, [final / 2, final], final)
+    return log
+
+
+def read_results_csv(log: Path) -> dict[str, dict[str, str]]:
+    with open(log / "report" / "results.csv", newline="") as f:
+        return {row["dataset"]: row for row in csv.DictReader(f)}
+
+
+def table_rows(markdown: str) -> dict[str, list[str]]:
+    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = {}
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = dict(zip(header, cells))
+    return rows
+
+
+def test_table_reports_mean_std_over_seeds_and_bolds_best(sweep: Path, capsys):
+    assert main([str(sweep)]) == 0
+    out = capsys.readouterr().out
+    rows = table_rows(out)
+    std_lom = np.std([60.0, 70.0, 80.0])  # 8.16
+    assert rows["hopper-medium-v2"]["LOM"] == f"**70.0 ± {std_lom:.1f}** (n=3)"
+    assert rows["hopper-medium-v2"]["BC"] == f"52.0 ± {np.std([50, 52, 54]):.1f} (n=3)"
+    assert rows["halfcheetah-medium-replay-v2"]["BC"].startswith("**46.0 ± 0.8**")
+    assert not rows["halfcheetah-medium-replay-v2"]["LOM"].startswith("**")
+    # paper order: medium-replay before medium; LOM column first
+    assert list(rows) == ["halfcheetah-medium-replay-v2", "hopper-medium-v2"]
+    assert out.splitlines()[0].split("|")[2].strip() == "LOM"
+    assert (sweep / "report" / "results.md").read_text() in out
+
+
+def test_csv_has_numbers_per_agent(sweep: Path):
+    main([str(sweep)])
+    rows = read_results_csv(sweep)
+    assert float(rows["hopper-medium-v2"]["LOM_mean"]) == pytest.approx(70.0)
+    assert float(rows["hopper-medium-v2"]["LOM_std"]) == pytest.approx(np.std([60, 70, 80]), abs=1e-3)
+    assert rows["hopper-medium-v2"]["LOM_n"] == "3"
+    assert float(rows["halfcheetah-medium-replay-v2"]["BC_mean"]) == pytest.approx(46.0)
+
+
+def test_learning_curves_png_is_written(sweep: Path):
+    main([str(sweep)])
+    png = sweep / "report" / "learning_curves.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 10_000
+    assert not list((sweep / "report").glob(".*.tmp"))
+
+
+def test_incomplete_runs_are_excluded_with_a_warning(sweep: Path, capsys):
+    unfinished = write_run(sweep, "hopper-medium-v2", "LOM", 7, [5.0, 6.0])
+    assert main([str(sweep)]) == 0
+    captured = capsys.readouterr()
+    assert "incomplete" in captured.err and str(unfinished) in captured.err
+    assert "--include_incomplete" in captured.err
+    assert table_rows(captured.out)["hopper-medium-v2"]["LOM"].endswith("(n=3)")
+
+
+def test_include_incomplete_uses_the_last_evaluation(sweep: Path, capsys):
+    write_run(sweep, "hopper-medium-v2", "BC", 7, [5.0, 2.0])
+    write_run(sweep, "hopper-medium-v2", "BC", 8, [])  # not evaluated yet: nothing to count
+    assert main([str(sweep), "--include_incomplete"]) == 0
+    captured = capsys.readouterr()
+    assert "no evaluation yet" in captured.err
+    rows = read_results_csv(sweep)
+    assert rows["hopper-medium-v2"]["BC_n"] == "4"
+    assert float(rows["hopper-medium-v2"]["BC_mean"]) == pytest.approx(np.mean([50, 52, 54, 2.0]))
+
+
+def test_paper_scores_are_shown_beside_ours(sweep: Path, tmp_path: Path, capsys):
+    paper = tmp_path / "paper.csv"
+    paper.write_text("dataset,agent,score\nHopper-Medium-v2,LOM,99.5\nhopper-medium-v2,CQL,58.0\n")
+    assert main([str(sweep), "--paper_scores", str(paper)]) == 0
+    captured = capsys.readouterr()
+    rows = table_rows(captured.out)
+    assert rows["hopper-medium-v2"]["LOM (paper)"] == "99.5"
+    assert rows["halfcheetah-medium-replay-v2"]["LOM (paper)"] == "—"
+    assert "CQL" in captured.err  # an agent we did not run is reported, not silently dropped
+    assert float(read_results_csv(sweep)["hopper-medium-v2"]["LOM_paper"]) == pytest.approx(99.5)
+
+
+def test_bad_paper_scores_file_is_a_one_line_error(sweep: Path, tmp_path: Path, capsys):
+    paper = tmp_path / "paper.csv"
+    paper.write_text("dataset,agent,score\nhopper-medium-v2,LOM,high\n")
+    assert main([str(sweep), "--paper_scores", str(paper)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "line 2" in err and len(err.strip().splitlines()) == 1
+
+
+def test_runs_from_two_experiments_get_separate_columns(sweep: Path, capsys):
+    write_run(sweep, "hopper-medium-v2", "LOM", 0, [1.0], 1.0, group="ablation")
+    assert main([str(sweep)]) == 0
+    row = table_rows(capsys.readouterr().out)["hopper-medium-v2"]
+    assert row["LOM [LOM/ablation]"] == "1.0 ± 0.0 (n=1)"
+    assert row["LOM [LOM/default]"].endswith("(n=3)")
+
+
+def test_run_folders_moved_aside_by_train_py_are_ignored(sweep: Path, capsys):
+    old = write_run(sweep, "hopper-medium-v2", "LOM", 0, [1.0], 1.0, group="tmp")
+    old.rename(old.parents[3] / "default" / "hopper-medium-v2" / "LOM" / "seed0.old-20250101-120000")
+    assert main([str(sweep)]) == 0
+    assert table_rows(capsys.readouterr().out)["hopper-medium-v2"]["LOM"].startswith("**70.0 ± 8.2** (n=3)")
+
+
+def test_learning_curve_mean_uses_the_seeds_that_reached_each_step():
+    from lom.report.curves import mean_std_curve
+
+    steps, mean, std = mean_std_curve([(np.array([100, 200]), np.array([1.0, 3.0])), (np.array([100]), np.array([3.0]))])
+    assert steps.tolist() == [100, 200]
+    assert mean.tolist() == [2.0, 3.0] and std.tolist() == [1.0, 0.0]
+
+
+def test_no_runs_is_a_one_line_error(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "lom.report", str(tmp_path / "empty")], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: no runs found") and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "empty" / "report").exists()
+
+
+def test_only_incomplete_runs_is_an_error_not_an_empty_table(tmp_path: Path, capsys):
+    write_run(tmp_path, "hopper-medium-v2", "LOM", 0, [5.0])
+    assert main([str(tmp_path)]) == 1
+    assert "--include_incomplete" in capsys.readouterr().err
