@@ -1,0 +1,157 @@
+"""`python -m lom.collect`: a tiny SAC run in real MuJoCo writes four loadable datasets and resumes after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from lom import collect
+from lom.data import load_transitions, resolve_dataset
+from lom.sac import CHECKPOINT_NAME, EvalRow, load_checkpoint
+
+ENV_ID = "HalfCheetah-v4"
+EPISODE_STEPS = 50
+STEPS = 400
+TRANSITIONS = 320  # not a multiple of the episode length: the last episode is cut
+# Small networks and short episodes keep a whole collection to a few seconds; the code path is the real one.
+FLAGS = [
+    "--env", ENV_ID, "--steps", str(STEPS), "--transitions", str(TRANSITIONS), "--learning_starts", "100",
+    "--eval_every", "100", "--eval_episodes", "2", "--reference_episodes", "2",
+    "--max_episode_steps", str(EPISODE_STEPS), "--checkpoint_every", "100", "--hidden", "32", "--batch_size", "32",
+    "--no_progress",
+]  # fmt: skip
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("collect")
+    assert collect.main([*FLAGS, "--out", str(out)]) == 0
+    return out
+
+
+def _file(out: Path, kind: str) -> Path:
+    return out / f"halfcheetah-v4_{kind}.hdf5"
+
+
+def _arrays(path: Path) -> dict[str, np.ndarray]:
+    with h5py.File(path, "r") as f:
+        return {key: f[key][()] for key in f if isinstance(f[key], h5py.Dataset)}
+
+
+def test_writes_four_datasets_that_the_loader_accepts(finished_run):
+    references = json.loads((finished_run / collect.REFERENCES_NAME).read_text())
+    medium_step = int(h5py.File(_file(finished_run, "medium"), "r")["metadata/policy_step"][()])
+    expected_rows = {"full-replay": STEPS, "medium-replay": medium_step, "medium": TRANSITIONS, "expert": TRANSITIONS}
+    for kind, rows in expected_rows.items():
+        path = _file(finished_run, kind)
+        spec = resolve_dataset(ENV_ID, dataset_path=str(path))
+        assert (spec.env_id, spec.ref_min_score, spec.ref_max_score) == (
+            ENV_ID, references["random_return"], references["expert_return"])  # fmt: skip
+        transitions = load_transitions(spec, progress=False)
+        assert transitions.obs_dim == 17 and transitions.act_dim == 6
+        arrays = _arrays(path)
+        assert len(arrays["rewards"]) == rows
+        # HalfCheetah never terminates: every 50th row is a time-limit cut, and so is the last row.
+        assert not arrays["terminals"].any()
+        cuts = np.flatnonzero(arrays["timeouts"])
+        assert set(cuts) >= set(range(EPISODE_STEPS - 1, rows, EPISODE_STEPS)) and cuts[-1] == rows - 1
+        # Inside an episode, next_observations[i] is the row i + 1 observation the env returned.
+        inside = np.setdiff1d(np.arange(rows - 1), cuts)
+        np.testing.assert_array_equal(arrays["next_observations"][inside], arrays["observations"][inside + 1])
+        with h5py.File(path, "r") as f:
+            meta = f["metadata"]
+            assert meta["kind"][()].decode() == kind and meta["env_id"][()].decode() == ENV_ID
+            assert int(meta["num_episodes"][()]) == len(meta["episode_returns"][()])
+            assert {"seed", "gymnasium_version", "mujoco_version", "policy_step"} <= set(meta)
+    assert 0 < medium_step <= STEPS
+    assert references["expert_return"] != references["random_return"]
+    for name in (collect.RETURNS_PNG_NAME, "sac_eval.png", "sac_eval.csv"):
+        assert (finished_run / name).stat().st_size > 0
+    assert not list(finished_run.glob("*.tmp")) and not list(finished_run.glob(".*"))
+
+
+def test_replay_files_are_the_training_buffer(finished_run):
+    full = _arrays(_file(finished_run, "full-replay"))
+    medium_replay = _arrays(_file(finished_run, "medium-replay"))
+    n = len(medium_replay["rewards"])
+    for key in ("observations", "actions", "rewards", "next_observations"):
+        np.testing.assert_array_equal(medium_replay[key], full[key][:n])
+    # Before learning starts SAC acts uniformly at random, so early actions cover [-1, 1].
+    assert full["actions"][:100].min() < -0.9 and full["actions"][:100].max() > 0.9
+
+
+def test_second_run_only_reports(finished_run, capsys):
+    before = {p.name: p.stat().st_mtime_ns for p in finished_run.iterdir()}
+    assert collect.main([*FLAGS, "--out", str(finished_run)]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in finished_run.iterdir()} == before
+    assert capsys.readouterr().out.count("(existing)") == 4
+
+
+def test_killed_collection_resumes_where_it_stopped(finished_run, tmp_path):
+    out = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "lom.collect", *FLAGS, "--out", str(out)], env=env, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (out / CHECKPOINT_NAME).exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    checkpoint = load_checkpoint(out)
+    assert checkpoint is not None and 0 < checkpoint["step"] < STEPS, "the kill should land mid-training"
+    assert not list(out.glob("*.hdf5"))
+
+    config = collect.config_from_args(collect.build_parser().parse_args([*FLAGS, "--out", str(out)]))
+    result = collect.collect(config)
+    assert result.resumed_from_step == checkpoint["step"]
+    assert [row.step for row in result.evals] == list(range(100, STEPS + 1, 100))
+    # Checkpoints hold every RNG, so the resumed run reproduces the uninterrupted one exactly.
+    for kind in collect.KINDS:
+        resumed, uninterrupted = _arrays(_file(out, kind)), _arrays(_file(finished_run, kind))
+        for key in ("observations", "actions", "rewards", "timeouts"):
+            np.testing.assert_array_equal(resumed[key], uninterrupted[key])
+
+
+def test_changed_flags_are_refused_in_one_line(finished_run, capsys):
+    changed = [*FLAGS, "--out", str(finished_run), "--seed", "1"]
+    assert collect.main(changed) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "seed: 0 there, 1 now" in err and "Traceback" not in err
+
+
+def test_discrete_env_is_refused(tmp_path, capsys):
+    assert collect.main(["--env", "CartPole-v1", "--out", str(tmp_path), "--steps", "10"]) == 1
+    assert "Box" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir()), "a refused run must not leave files that block the corrected command"
+
+
+def test_medium_is_first_snapshot_a_third_of_the_way_from_random_to_final():
+    evals = [EvalRow(step, ret, 0.0, 0.0) for step, ret in ((10, -50.0), (20, 250.0), (30, 400.0), (40, 1000.0))]
+    # Threshold: -200 + (1000 + 200) / 3 = 200.
+    assert collect.select_medium(evals, random_return=-200.0, fraction=1 / 3) == 1
+    assert collect.select_medium(evals, random_return=-200.0, fraction=1.0) == 3
+
+
+def test_actor_log_prob_matches_torch_distributions():
+    from lom.sac import TanhGaussianActor
+
+    torch.manual_seed(0)
+    actor = TanhGaussianActor(3, 2, 16)
+    obs = torch.randn(5, 3)
+    generator = torch.Generator().manual_seed(1)
+    action, log_prob = actor.sample(obs, generator)
+    mean, log_std = actor(obs)
+    base = torch.distributions.Normal(mean, log_std.exp())
+    expected = torch.distributions.TransformedDistribution(base, torch.distributions.TanhTransform())
+    torch.testing.assert_close(log_prob, expected.log_prob(action).sum(-1), rtol=1e-4, atol=1e-3)
