@@ -186,6 +186,7 @@ class Trainer:
         checkpoint.save(path or self.run_dir / checkpoint.CHECKPOINT_NAME, {
             "config": self._comparable_config(),
             "agent": self.agent.training_state(),
+            "normalizer": self.normalizer.state_dict(),
             "progress": dataclasses.asdict(self.progress),
             "rng": checkpoint.capture_rng(),
         })
