@@ -1,4 +1,7 @@
-"""`python -m lom.report LOG_PATH`: print the results table and write results.md, results.csv and learning_curves.png."""
+"""`python -m lom.report LOG_PATH`: print the results table and write results.md, results.csv and learning_curves.png.
+
+`python -m lom.report --modes RUN_DIR`: draw which mixture component one LOM run imitates, to RUN_DIR/modes.png.
+"""
 
 from __future__ import annotations
 
@@ -23,13 +26,25 @@ class ReportConfig:
     paper_scores: Path | None = None
 
 
-def parse_args(argv: list[str] | None = None) -> ReportConfig:
+@dataclass(frozen=True)
+class ModesConfig:
+    run_dir: Path
+
+
+def parse_args(argv: list[str] | None = None) -> ReportConfig | ModesConfig:
     parser = OneLineParser(
         prog="python -m lom.report",
         description="Summarise the runs under LOG_PATH: final normalised score per dataset and agent "
-        "(mean ± std over seeds) and learning curves, written to LOG_PATH/report/.",
+        "(mean ± std over seeds) and learning curves, written to LOG_PATH/report/. With --modes RUN_DIR instead: "
+        "plot one LOM run's mixture components and which one it imitates, written to RUN_DIR/modes.png.",
     )
-    parser.add_argument("log_path", type=Path, help="the --log_path folder the runs were written to")
+    parser.add_argument("log_path", type=Path, nargs="?", help="the --log_path folder the runs were written to")
+    parser.add_argument(
+        "--modes",
+        type=Path,
+        metavar="RUN_DIR",
+        help="instead of a report: draw the mixture components of this LOM run folder and which one it selects",
+    )
     parser.add_argument(
         "--include_incomplete",
         action="store_true",
@@ -39,6 +54,12 @@ def parse_args(argv: list[str] | None = None) -> ReportConfig:
         "--paper_scores", type=Path, help="CSV with columns dataset,agent,score: published numbers shown beside ours"
     )
     args = parser.parse_args(argv)
+    if args.modes is not None:
+        if args.log_path is not None or args.include_incomplete or args.paper_scores is not None:
+            parser.error("--modes RUN_DIR takes no LOG_PATH, --include_incomplete or --paper_scores")
+        return ModesConfig(args.modes)
+    if args.log_path is None:
+        parser.error("the following arguments are required: log_path (or --modes RUN_DIR)")
     return ReportConfig(args.log_path, args.include_incomplete, args.paper_scores)
 
 
@@ -95,6 +116,8 @@ def warn(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
+    if isinstance(config, ModesConfig):
+        return draw_modes(config.run_dir)
     try:
         markdown = write_report(config)
     except LOMError as e:
@@ -102,4 +125,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(markdown)
     print(f"wrote {config.log_path / REPORT_DIR}/results.md, results.csv, learning_curves.png")
+    return 0
+
+
+def draw_modes(run_dir: Path) -> int:
+    from lom.report.modes import write_modes_figure  # torch and the agents load only when a figure is asked for
+
+    try:
+        out = write_modes_figure(run_dir)
+    except LOMError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}")
     return 0
