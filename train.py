@@ -9,14 +9,16 @@ def main() -> None:
                         help="print the run folder these flags map to and exit without training")
     args = parser.parse_args()
     cfg = config_from_args(args)
+    if args.print_run_dir:  # for scripts: answer without importing torch
+        from lom.data import resolve_dataset
+        from lom.run_logging import run_directory_for
+
+        print(run_directory_for(cfg, resolve_dataset(cfg.env_name, cfg.dataset_path).name))
+        return
 
     from lom.trainer import Trainer  # after parsing, so --help stays fast
 
-    trainer = Trainer(cfg)
-    if args.print_run_dir:
-        print(trainer.run_dir)
-        return
-    trainer.run()
+    Trainer(cfg).run()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,10 @@ def run_directory(log_path: str, project: str, group: str, dataset: str, agent: 
     return Path(log_path) / slug(project) / slug(group) / slug(dataset) / slug(agent) / f"seed{seed}"
 
 
+def run_directory_for(cfg, dataset_name: str) -> Path:
+    return run_directory(cfg.log_path, cfg.project, cfg.group, dataset_name, cfg.agent, cfg.seed)
+
+
 class RunLogger:
     """Writes metrics.csv (rewritten whole, atomically, at each evaluation) and mirrors rows to wandb."""
 

@@ -26,7 +26,7 @@ from lom.data.types import DatasetSpec
 from lom.errors import LOMError
 from lom.evaluation import evaluate
 from lom.io import write_json
-from lom.run_logging import RunLogger, run_directory
+from lom.run_logging import RunLogger, run_directory_for
 
 GMM_FILE = "gmm.pt"
 NAN_CHECKPOINT_NAME = "checkpoint_nan.pt"
@@ -109,7 +109,7 @@ class Trainer:
         self.spec: DatasetSpec = resolve_dataset(cfg.env_name, cfg.dataset_path)
         self.cfg = cfg = cfg.resolve(self.spec.name)
         cfg.validate()
-        self.run_dir = run_directory(cfg.log_path, cfg.project, cfg.group, self.spec.name, cfg.agent, cfg.seed)
+        self.run_dir = run_directory_for(cfg, self.spec.name)
 
     # -- set-up -------------------------------------------------------------------------------------------------
     def prepare(self) -> None:

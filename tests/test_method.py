@@ -81,10 +81,23 @@ def test_actor_imitates_the_best_mode_action():
     means = torch.tensor([[-0.7], [0.0], [0.6]]).expand(64, 3, 1)
     stds = torch.full((64, 3, 1), 1e-3)
     agent.behaviour = lambda batch: (means, stds)
-    agent.best_component = lambda obs: torch.full((len(obs),), 2)
+    agent.behaviour_log_weights = lambda batch: torch.zeros(64, 3)
+    agent.best_component = lambda obs, log_weights: torch.full((len(obs),), 2)
     batch = DeviceDataset(make_transitions(batch_obs.numpy(), np.zeros((64, 1))),
                           ObservationNormalizer.fit(batch_obs.numpy(), False), torch.device("cpu")).sample(64)
     assert torch.allclose(agent.best_mode_action(batch), torch.full((64, 1), 0.6), atol=0.01)
+
+
+@pytest.mark.parametrize("min_weight, expected", [(0.0, 0), (0.05, 2)])
+def test_components_without_support_are_not_selected_when_a_weight_floor_is_set(min_weight, expected):
+    """Component 0 has the highest mode value but only 1% weight: the floor excludes it, the paper's rule does not."""
+    agent = LOMAgent(2, 1, lom_config(num_components=3, min_component_weight=min_weight))
+    last = agent.mode_value.net[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([3.0, 1.0, 2.0]))
+    log_weights = torch.tensor([[0.01, 0.49, 0.50]]).log().expand(4, 3)
+    assert (agent.best_component(torch.zeros(4, 2), log_weights) == expected).all()
 
 
 def test_imitation_weights_are_clipped_at_C():

@@ -5,7 +5,8 @@
 - SarsaCritic: the authors' released critic. Q_k fit to r + γ(1 − d)·min_k Q̄_k(s', clip(a' + ε)), where a' is the
   dataset's next action and ε clipped Gaussian smoothing noise; targets follow every `target_every` updates.
 
-Both expose `value(obs, act)` = min over the target ensemble, the Q that scores modes and weights imitation.
+Both expose `value(obs, act)` = min over the target ensemble, the Q that scores modes and weights imitation, and
+`action_values(obs, actions)`, the same for several actions per state at once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from torch import nn
 
 from lom.agents.base import Losses, gradient_step
 from lom.batches import Batch
-from lom.networks import QEnsemble, mlp, polyak_update
+from lom.networks import QEnsemble, adam, mlp, polyak_update
 
 # Clip of the sarsa critic's target smoothing noise (TD3's convention, kept by the authors).
 SMOOTH_NOISE_CLIP = 0.5
@@ -36,14 +37,14 @@ def ensemble_td_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 class ExpectileCritic(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, members: int, expectile: float, discount: float, tau: float,
-                 lr: float, hidden=(256, 256)):
+                 lr: float, hidden=(256, 256), fast: bool = True):
         super().__init__()
         self.q = QEnsemble(obs_dim, act_dim, members, hidden)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.v = mlp(obs_dim, hidden, 1)
         self.expectile, self.discount, self.tau = expectile, discount, tau
         # V and Q losses touch disjoint parameters, so one Adam over both equals two separate ones.
-        self.optimizer = torch.optim.Adam([*self.q.parameters(), *self.v.parameters()], lr=lr)
+        self.optimizer = adam([*self.q.parameters(), *self.v.parameters()], lr, "fused" if fast else "loop")
 
     def state_value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.v(obs).squeeze(-1)
@@ -51,6 +52,11 @@ class ExpectileCritic(nn.Module):
     @torch.no_grad()
     def value(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         return self.q_target(obs, act).min(dim=0).values
+
+    @torch.no_grad()
+    def action_values(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """`value` of M actions per state, actions (B, M, A) -> (B, M)."""
+        return self.q_target.over_actions(obs, actions).min(dim=0).values
 
     def update(self, batch: Batch) -> Losses:
         with torch.no_grad():
@@ -65,12 +71,12 @@ class ExpectileCritic(nn.Module):
 
 class SarsaCritic(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, members: int, smooth_noise: float, discount: float, tau: float,
-                 lr: float, target_every: int = 2, hidden=(256, 256)):
+                 lr: float, target_every: int = 2, hidden=(256, 256), fast: bool = True):
         super().__init__()
         self.q = QEnsemble(obs_dim, act_dim, members, hidden)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.smooth_noise, self.discount, self.tau, self.target_every = smooth_noise, discount, tau, target_every
-        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=lr)
+        self.optimizer = adam(self.q.parameters(), lr, "fused" if fast else "loop")
         self.updates = 0
 
     def get_extra_state(self):
@@ -82,6 +88,11 @@ class SarsaCritic(nn.Module):
     @torch.no_grad()
     def value(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         return self.q_target(obs, act).min(dim=0).values
+
+    @torch.no_grad()
+    def action_values(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """`value` of M actions per state, actions (B, M, A) -> (B, M)."""
+        return self.q_target.over_actions(obs, actions).min(dim=0).values
 
     def update(self, batch: Batch) -> Losses:
         with torch.no_grad():

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 from torch.nn import functional as F
@@ -18,41 +19,53 @@ from lom.agents.critics import ExpectileCritic, SarsaCritic
 from lom.batches import Batch, DeviceDataset
 from lom.config import TrainConfig
 from lom.errors import LOMError
-from lom.networks import MODE_VALUE_NETS, DeterministicActor, GaussianMixture, gmm_log_prob, sample_components
+from lom.networks import (CPU_BLOCK_ROWS, MODE_VALUE_NETS, DeterministicActor, GaussianMixture, adam, gmm_log_prob,
+                          sample_components)
 
-# Rows per chunk when the frozen mixture is evaluated over the whole dataset.
+# Rows per chunk when the frozen mixture is evaluated over the whole dataset on a GPU (on CPU: CPU_BLOCK_ROWS).
 BEHAVIOUR_CACHE_CHUNK = 65_536
 # The cache holds means and stds for every row; beyond this size the mixture is evaluated per batch instead.
 BEHAVIOUR_CACHE_MAX_BYTES = 4 * 2**30
 
 
-def make_critic(cfg: TrainConfig, obs_dim: int, act_dim: int):
+def make_critic(cfg: TrainConfig, obs_dim: int, act_dim: int, fast: bool = True):
     hp = cfg.lom
     if cfg.critic == "expectile":
-        return ExpectileCritic(obs_dim, act_dim, hp.num_critics, cfg.expectile, cfg.discount, cfg.tau, cfg.critic_lr)
-    return SarsaCritic(obs_dim, act_dim, hp.num_critics, hp.smooth_noise, cfg.discount, cfg.tau, cfg.critic_lr)
+        return ExpectileCritic(obs_dim, act_dim, hp.num_critics, cfg.expectile, cfg.discount, cfg.tau, cfg.critic_lr,
+                               fast=fast)
+    return SarsaCritic(obs_dim, act_dim, hp.num_critics, hp.smooth_noise, cfg.discount, cfg.tau, cfg.critic_lr,
+                       fast=fast)
 
 
 class LOMAgent(Agent):
+    """`cache_behaviour` and `fast` switch off the two kinds of speed-ups (for tests and measurements): the frozen
+    mixture's output cached per dataset row, and batched kernels (fused Adam; Q of many actions per state)."""
+
     name = "LOM"
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, cache_behaviour: bool = True):
+    def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, cache_behaviour: bool = True, fast: bool = True):
         super().__init__()
         hp = cfg.lom
         self.cfg, self.hp = cfg, hp
         self.gmm = GaussianMixture(obs_dim, act_dim, hp.num_components)
-        self.critic = make_critic(cfg, obs_dim, act_dim)
+        self.critic = make_critic(cfg, obs_dim, act_dim, fast=fast)
         self.mode_value = MODE_VALUE_NETS[cfg.mode_net](obs_dim, hp.num_components)
         self.actor = DeterministicActor(obs_dim, act_dim)
+        kernel = "fused" if fast else "loop"
         self.optimizers = {
-            "gmm": torch.optim.Adam(self.gmm.parameters(), lr=cfg.gmm_lr),
+            # foreach, not fused, for the mixture: bit-identical to plain Adam, and pre-training is chaotic enough
+            # (components merging or splitting) that a last-bit difference can change where it ends.
+            "gmm": adam(self.gmm.parameters(), cfg.gmm_lr, "foreach" if fast else "loop"),
             "critic": self.critic.optimizer,
-            "mode_value": torch.optim.Adam(self.mode_value.parameters(), lr=cfg.mode_lr),
-            "actor": torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr),
+            "mode_value": adam(self.mode_value.parameters(), cfg.mode_lr, kernel),
+            "actor": adam(self.actor.parameters(), cfg.actor_lr, kernel),
         }
         self.pretrain_steps = cfg.gmm_steps
-        self.cache_behaviour = cache_behaviour
-        self._behaviour_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.cache_behaviour, self.fast = cache_behaviour, fast
+        # (rows, 2, N, A) and (rows, N): every dataset row's component means and stds, and log-weights, once the
+        # mixture is frozen.
+        self.behaviour_cache: torch.Tensor | None = None
+        self.log_weight_cache: torch.Tensor | None = None
 
     def hyperparameters(self) -> dict:
         return {**dataclasses.asdict(self.hp), "critic": self.cfg.critic, "mode_net": self.cfg.mode_net,
@@ -69,8 +82,8 @@ class LOMAgent(Agent):
         self.pretrain_steps = 0
 
     def pretrain_step(self, data: DeviceDataset) -> Losses:
-        batch = data.sample(self.cfg.gmm_batch_size)
-        nll = -gmm_log_prob(*self.gmm(batch.obs), batch.act).mean()
+        idx = data.draw(self.cfg.gmm_batch_size)  # the mixture needs states and actions only: two gathers, not six
+        nll = -gmm_log_prob(*self.gmm(data.obs.index_select(0, idx)), data.act.index_select(0, idx)).mean()
         gradient_step(self.optimizers["gmm"], nll)
         return {"gmm/nll": nll.detach()}
 
@@ -80,19 +93,46 @@ class LOMAgent(Agent):
         n, a = self.hp.num_components, data.act_dim
         cache_bytes = 2 * len(data) * n * a * 4
         if not self.cache_behaviour or cache_bytes > BEHAVIOUR_CACHE_MAX_BYTES:
-            self._behaviour_cache = None
+            self.behaviour_cache = self.log_weight_cache = None
             return
+        chunk = CPU_BLOCK_ROWS if data.device.type == "cpu" else BEHAVIOUR_CACHE_CHUNK
+        cache = torch.empty(len(data), 2, n, a, device=data.device)
+        log_weights = torch.empty(len(data), n, device=data.device)
         with torch.no_grad():
-            parts = [self.gmm(chunk)[:2] for chunk in torch.split(data.obs, BEHAVIOUR_CACHE_CHUNK)]
-        self._behaviour_cache = (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
+            for rows, row_log_w, obs in zip(torch.split(cache, chunk), torch.split(log_weights, chunk),
+                                            torch.split(data.obs, chunk)):
+                means, stds, row_log_w[:] = self.gmm(obs)
+                rows[:, 0], rows[:, 1] = means, stds
+        self.behaviour_cache, self.log_weight_cache = cache, log_weights
+
+    def share_behaviour(self, other: "LOMAgent") -> None:
+        """Take over another agent's frozen mixture and its per-row caches, e.g. to try several critics after one
+        pre-training without recomputing the caches (they are read-only from here on)."""
+        self.gmm.load_state_dict(other.gmm.state_dict())
+        self.gmm.requires_grad_(False)
+        self.behaviour_cache, self.log_weight_cache = other.behaviour_cache, other.log_weight_cache
 
     @torch.no_grad()
     def behaviour(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Means and stds (B, N, A) of every component at the batch's states."""
-        if self._behaviour_cache is not None:
-            means, stds = self._behaviour_cache
-            return means[batch.idx], stds[batch.idx]
+        if self.behaviour_cache is not None:
+            return self.behaviour_cache.index_select(0, batch.idx).unbind(1)
         return self.gmm(batch.obs)[:2]
+
+    @torch.no_grad()
+    def behaviour_log_weights(self, batch: Batch) -> torch.Tensor:
+        """log w_k(s), (B, N): how much of the behaviour at each state each component describes."""
+        if self.behaviour_cache is not None:
+            return self.log_weight_cache.index_select(0, batch.idx)
+        return self.gmm(batch.obs)[2]
+
+    def action_values(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The critic's value of M actions per state, (B, M, A) -> (B, M); the plain path scores row by row."""
+        if self.fast:
+            return self.critic.action_values(obs, actions)
+        b, m, a = actions.shape
+        states = obs.unsqueeze(1).expand(b, m, obs.shape[1]).reshape(b * m, -1)
+        return self.critic.value(states, actions.reshape(b * m, a)).view(b, m)
 
     # -- phase 2: critic, mode value, actor ----------------------------------------------------------------------
     def train_step(self, data: DeviceDataset) -> Losses:
@@ -107,25 +147,31 @@ class LOMAgent(Agent):
 
     def update_mode_value(self, batch: Batch) -> Losses:
         means, stds = self.behaviour(batch)
-        b, n, a = means.shape
         with torch.no_grad():
-            actions = sample_components(means, stds, torch.randn_like(means))
-            states = batch.obs.unsqueeze(1).expand(b, n, batch.obs.shape[1]).reshape(b * n, -1)
-            target = self.critic.value(states, actions.reshape(b * n, a)).view(b, n)
+            target = self.action_values(batch.obs, sample_components(means, stds, torch.randn_like(means)))
         loss = F.mse_loss(self.mode_value(batch.obs), target)
         gradient_step(self.optimizers["mode_value"], loss)
         return {"mode_value/loss": loss.detach()}
 
     @torch.no_grad()
-    def best_component(self, obs: torch.Tensor) -> torch.Tensor:
-        """k*(s) = argmax_k Q_mode(s, k)."""
-        return self.mode_value(obs).argmax(dim=-1)
+    def best_component(self, obs: torch.Tensor, log_weights: torch.Tensor) -> torch.Tensor:
+        """k*(s) = argmax_k Q_mode(s, k) over the components with weight w_k(s) >= min_component_weight.
+
+        A component the mixture barely uses at s describes no behaviour there, so its mode value is an extrapolation
+        to actions the data never shows; the threshold (0 = the paper's rule) keeps such components out.
+        """
+        values = self.mode_value(obs)
+        if self.hp.min_component_weight > 0:
+            supported = log_weights >= math.log(self.hp.min_component_weight)
+            supported |= log_weights == log_weights.max(dim=-1, keepdim=True).values  # never an empty choice
+            values = values.masked_fill(~supported, -torch.inf)
+        return values.argmax(dim=-1)
 
     @torch.no_grad()
     def best_mode_action(self, batch: Batch) -> torch.Tensor:
         """a* ~ N(μ_k*(s), σ_k*(s)), clipped to the action box, plus optional exploration noise `ac_rand`."""
         means, stds = self.behaviour(batch)
-        k = self.best_component(batch.obs)
+        k = self.best_component(batch.obs, self.behaviour_log_weights(batch))
         rows = torch.arange(len(k), device=k.device)
         a_star = sample_components(means[rows, k], stds[rows, k], torch.randn_like(means[:, 0]))
         if self.hp.ac_rand > 0:
@@ -135,10 +181,8 @@ class LOMAgent(Agent):
     def update_actor(self, batch: Batch) -> Losses:
         a_star = self.best_mode_action(batch)
         pi = self.actor(batch.obs)
-        weight = imitation_weight(
-            self.critic.value(batch.obs, a_star), self.critic.value(batch.obs, pi.detach()),
-            self.hp.beta, self.hp.weight_clip,
-        )
+        q = self.action_values(batch.obs, torch.stack([a_star, pi.detach()], dim=1))
+        weight = imitation_weight(q[:, 0], q[:, 1], self.hp.beta, self.hp.weight_clip)
         loss = (weight * (pi - a_star).square().mean(dim=-1)).mean()
         gradient_step(self.optimizers["actor"], loss)
         return {"actor/loss": loss.detach(), "actor/weight": weight.mean()}
