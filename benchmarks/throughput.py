@@ -16,9 +16,12 @@ process measures, after warm-up, the median of several repeats with ours and the
     python benchmarks/throughput.py --device cuda        # on a GPU
 
 Exits non-zero when LOM (either critic, default mode-value net) is under 3x the reference or mixture pre-training
-under 1x (not judged for --scaling). OpenMP's settings are left as they are: on a CPU shared with other multi-threaded
-jobs, spinning OpenMP workers can make every step 10-40x slower (ours and the reference alike); OMP_WAIT_POLICY=PASSIVE
-avoids that, at the price of a thread wake-up per parallel op, which costs our small-op loop more than the reference's.
+under 1x (not judged for --scaling).
+
+Threads: by default one per core that no other job is using (cores minus the 1-minute load average, at least one).
+More OpenMP threads than free cores is what to avoid on a shared CPU: a spinning OpenMP worker takes the core its own
+main thread needs and every parallel op waits for a scheduler tick (steps measured 10-40x slower here, ours and the
+reference alike); OMP_WAIT_POLICY=PASSIVE avoids that but adds a thread wake-up (~0.1 ms) to every parallel op.
 """
 
 from __future__ import annotations
@@ -475,10 +478,15 @@ def verdict(rows: list[Row]) -> list[str]:
     return misses
 
 
+def free_cores() -> int:
+    """Cores this process may use minus the 1-minute load average of the machine, at least one."""
+    return max(1, len(os.sched_getaffinity(0)) - round(os.getloadavg()[0]))
+
+
 def _parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="benchmarks/throughput.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: the free cores, see above)")
     p.add_argument("--quick", action="store_true", help="fewer repeats and steps: under 5 minutes on 2 CPU cores")
     p.add_argument("--scaling", action="store_true", help="only the scaling study (batch size, components)")
     p.add_argument("--compile", action="store_true", help="also time our step under torch.compile")
@@ -488,19 +496,21 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.threads < 1:
+    if args.threads is not None and args.threads < 1:
         raise LOMError(f"--threads must be at least 1, got {args.threads}")
     warnings.filterwarnings("ignore", message=".*is out of date.*")
     device = pick_device(args.device)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
     started, load_start = time.perf_counter(), os.getloadavg()[0]
-    info = machine(device, args.threads)
+    threads = args.threads or free_cores()
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    info = machine(device, threads)
     plan = QUICK if args.quick else FULL
     print(f"LOM throughput on synthetic {DATASET}-sized data ({TRANSITIONS:,} transitions, {OBS_DIM}-d states, "
           f"{ACT_DIM}-d actions) with its settings")
-    print(f"machine: {info['cpu']}, {info['cpu_count']} cores; {device}, {args.threads} threads, "
-          f"OMP_WAIT_POLICY={info['omp_wait_policy']}; torch {torch.__version__}; load average {load_start:.2f}")
+    chosen = "" if args.threads else " (the free cores)"
+    print(f"machine: {info['cpu']}, {info['cpu_count']} cores, load average {load_start:.2f}; {device}, "
+          f"threads: {threads}{chosen}, OMP_WAIT_POLICY={info['omp_wait_policy']}; torch {torch.__version__}")
     host = synthetic_data(TRANSITIONS)
     data = device_data(host, device)
     results: dict = {"machine": info, "load_average_start": load_start}
