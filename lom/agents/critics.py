@@ -35,19 +35,13 @@ def ensemble_td_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (q - target.unsqueeze(0)).square().mean(dim=1).sum()
 
 
-class ExpectileCritic(nn.Module):
-    def __init__(self, obs_dim: int, act_dim: int, members: int, expectile: float, discount: float, tau: float,
-                 lr: float, hidden=(256, 256), fast: bool = True):
+class TargetEnsembleCritic(nn.Module):
+    """A Q ensemble with a Polyak-averaged copy; the copy's minimum over members is the value others read."""
+
+    def __init__(self, obs_dim: int, act_dim: int, members: int, hidden):
         super().__init__()
         self.q = QEnsemble(obs_dim, act_dim, members, hidden)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
-        self.v = mlp(obs_dim, hidden, 1)
-        self.expectile, self.discount, self.tau = expectile, discount, tau
-        # V and Q losses touch disjoint parameters, so one Adam over both equals two separate ones.
-        self.optimizer = adam([*self.q.parameters(), *self.v.parameters()], lr, "fused" if fast else "loop")
-
-    def state_value(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.v(obs).squeeze(-1)
 
     @torch.no_grad()
     def value(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
@@ -57,6 +51,19 @@ class ExpectileCritic(nn.Module):
     def action_values(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """`value` of M actions per state, actions (B, M, A) -> (B, M)."""
         return self.q_target.over_actions(obs, actions).min(dim=0).values
+
+
+class ExpectileCritic(TargetEnsembleCritic):
+    def __init__(self, obs_dim: int, act_dim: int, members: int, expectile: float, discount: float, tau: float,
+                 lr: float, hidden=(256, 256), fast: bool = True):
+        super().__init__(obs_dim, act_dim, members, hidden)
+        self.v = mlp(obs_dim, hidden, 1)
+        self.expectile, self.discount, self.tau = expectile, discount, tau
+        # V and Q losses touch disjoint parameters, so one Adam over both equals two separate ones.
+        self.optimizer = adam([*self.q.parameters(), *self.v.parameters()], lr, "fused" if fast else "loop")
+
+    def state_value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.v(obs).squeeze(-1)
 
     def update(self, batch: Batch) -> Losses:
         with torch.no_grad():
@@ -69,12 +76,10 @@ class ExpectileCritic(nn.Module):
         return {"critic/v_loss": v_loss.detach(), "critic/q_loss": q_loss.detach()}
 
 
-class SarsaCritic(nn.Module):
+class SarsaCritic(TargetEnsembleCritic):
     def __init__(self, obs_dim: int, act_dim: int, members: int, smooth_noise: float, discount: float, tau: float,
                  lr: float, target_every: int = 2, hidden=(256, 256), fast: bool = True):
-        super().__init__()
-        self.q = QEnsemble(obs_dim, act_dim, members, hidden)
-        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        super().__init__(obs_dim, act_dim, members, hidden)
         self.smooth_noise, self.discount, self.tau, self.target_every = smooth_noise, discount, tau, target_every
         self.optimizer = adam(self.q.parameters(), lr, "fused" if fast else "loop")
         self.updates = 0
@@ -84,15 +89,6 @@ class SarsaCritic(nn.Module):
 
     def set_extra_state(self, state):
         self.updates = state["updates"]
-
-    @torch.no_grad()
-    def value(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        return self.q_target(obs, act).min(dim=0).values
-
-    @torch.no_grad()
-    def action_values(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """`value` of M actions per state, actions (B, M, A) -> (B, M)."""
-        return self.q_target.over_actions(obs, actions).min(dim=0).values
 
     def update(self, batch: Batch) -> Losses:
         with torch.no_grad():
