@@ -243,8 +243,6 @@ class Trainer:
             progress.step += 1
             bar.update()
             at_end = progress.step == cfg.training_steps
-            if progress.step % cfg.log_every == 0:
-                self.window.flush()
             if progress.step % cfg.eval_every == 0 or at_end:
                 last_score = self._evaluate()["normalized_score"]
                 bar.set_postfix(score=f"{last_score:.1f}")
