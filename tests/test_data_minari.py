@@ -109,3 +109,16 @@ def test_missing_minari_package_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "minari", None)  # makes `import minari` fail
     with pytest.raises(LOMError, match="pip install minari"):
         resolve_dataset("minari:mujoco/hopper/medium-v0")
+
+
+def test_minari_dataset_is_evaluated_in_its_recorded_env(local_store):
+    from lom.envs import make_vector_env
+
+    envs = make_vector_env(resolve_dataset(f"minari:{DATASET_ID}"), num_envs=2, seed=0)
+    try:
+        assert envs.single_action_space.low.tolist() == [-1.0] and envs.single_action_space.high.tolist() == [1.0]
+        obs, _ = envs.reset(seed=0)
+        assert obs.shape == (2, 3)  # Pendulum-v1, as the dataset recorded it
+        envs.step(np.ones((2, 1), dtype=np.float32))
+    finally:
+        envs.close()

@@ -38,6 +38,11 @@ def make_vector_env(spec: DatasetSpec, num_envs: int, seed: int) -> gymnasium.ve
 
 
 def _make(spec: DatasetSpec) -> gymnasium.Env:
+    if spec.source == "minari":
+        # The dataset records its env with any non-default constructor arguments; rebuild exactly that one.
+        from lom.data.minari_source import recover_minari_env
+
+        return recover_minari_env(spec)
     kwargs = {"max_episode_steps": spec.max_episode_steps} if spec.max_episode_steps else {}
     try:
         with warnings.catch_warnings():
