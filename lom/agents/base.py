@@ -67,6 +67,18 @@ class Agent(nn.Module):
             sched.load_state_dict(state["schedulers"][key])
 
 
+class CountsUpdates:
+    """Mixin for modules that act every n-th update: the counter is saved with their state_dict."""
+
+    updates: int = 0
+
+    def get_extra_state(self):
+        return {"updates": self.updates}
+
+    def set_extra_state(self, state):
+        self.updates = state["updates"]
+
+
 def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

@@ -16,7 +16,7 @@ import copy
 import torch
 from torch import nn
 
-from lom.agents.base import Losses, gradient_step
+from lom.agents.base import CountsUpdates, Losses, gradient_step
 from lom.batches import Batch
 from lom.networks import QEnsemble, adam, mlp, polyak_update
 
@@ -76,19 +76,13 @@ class ExpectileCritic(TargetEnsembleCritic):
         return {"critic/v_loss": v_loss.detach(), "critic/q_loss": q_loss.detach()}
 
 
-class SarsaCritic(TargetEnsembleCritic):
+class SarsaCritic(CountsUpdates, TargetEnsembleCritic):
     def __init__(self, obs_dim: int, act_dim: int, members: int, smooth_noise: float, discount: float, tau: float,
                  lr: float, target_every: int = 2, hidden=(256, 256), fast: bool = True):
         super().__init__(obs_dim, act_dim, members, hidden)
         self.smooth_noise, self.discount, self.tau, self.target_every = smooth_noise, discount, tau, target_every
         self.optimizer = adam(self.q.parameters(), lr, "fused" if fast else "loop")
         self.updates = 0
-
-    def get_extra_state(self):
-        return {"updates": self.updates}
-
-    def set_extra_state(self, state):
-        self.updates = state["updates"]
 
     def update(self, batch: Batch) -> Losses:
         with torch.no_grad():

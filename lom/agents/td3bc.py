@@ -8,14 +8,14 @@ import copy
 import torch
 from torch.nn import functional as F
 
-from lom.agents.base import Agent, Losses, gradient_step
+from lom.agents.base import Agent, CountsUpdates, Losses, gradient_step
 from lom.agents.critics import ensemble_td_loss
 from lom.batches import Batch, DeviceDataset
 from lom.config import TD3BCHyperParams, TrainConfig
 from lom.networks import DeterministicActor, QEnsemble, polyak_update
 
 
-class TD3BCAgent(Agent):
+class TD3BCAgent(CountsUpdates, Agent):
     name = "TD3BC"
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, hp: TD3BCHyperParams = TD3BCHyperParams()):
@@ -30,12 +30,6 @@ class TD3BCAgent(Agent):
             "actor": torch.optim.Adam(self.actor.parameters(), lr=hp.lr),
         }
         self.updates = 0
-
-    def get_extra_state(self):
-        return {"updates": self.updates}
-
-    def set_extra_state(self, state):
-        self.updates = state["updates"]
 
     def train_step(self, data: DeviceDataset) -> Losses:
         batch = data.sample(self.hp.batch_size)
