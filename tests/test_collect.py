@@ -91,6 +91,30 @@ def test_replay_files_are_the_training_buffer(finished_run):
     assert full["actions"][:100].min() < -0.9 and full["actions"][:100].max() > 0.9
 
 
+def test_collected_file_trains_through_the_sweep_and_the_report(finished_run, tmp_path):
+    """run_baselines.sh and lom.report work on a collected file unchanged (--env_name is the env id)."""
+    log_path = tmp_path / "runs"
+    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "DRY_RUN", "TRAIN_SCRIPT")}
+    env.update(PYTHON=sys.executable, LOG_PATH=str(log_path), DEVICE="cpu", JOBS="2", DATASETS=ENV_ID, SEEDS="0",
+               AGENTS="LOM BC", STEPS="4", GMM_STEPS="4", EVAL_EVERY="2", EVAL_EPISODES="1")  # fmt: skip
+    command = ["bash", str(REPO / "run_baselines.sh"), "--dataset_path", str(_file(finished_run, "full-replay"))]
+    sweep = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert sweep.returncode == 0, sweep.stdout + sweep.stderr
+    assert "summary: 2 done, 0 skipped (already finished), 0 failed, of 2" in sweep.stdout
+    report = subprocess.run([sys.executable, "-m", "lom.report", str(log_path)], cwd=REPO, capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    rows = [line for line in report.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0] == "| dataset | LOM | BC |"
+    assert rows[-1].startswith("| halfcheetah-v4_full-replay |") and rows[-1].count("(n=1)") == 2
+    # Scores are normalised with the file's own references, not left as raw returns.
+    run_dir = log_path / "LOM" / "default" / "halfcheetah-v4_full-replay" / "LOM" / "seed0"
+    config = json.loads((run_dir / "config.json").read_text())
+    references = json.loads((finished_run / collect.REFERENCES_NAME).read_text())
+    assert (config["env_id"], config["ref_min_score"], config["ref_max_score"]) == (
+        ENV_ID, references["random_return"], references["expert_return"])  # fmt: skip
+
+
 def test_second_run_only_reports(finished_run, capsys):
     before = {p.name: p.stat().st_mtime_ns for p in finished_run.iterdir()}
     assert collect.main([*FLAGS, "--out", str(finished_run)]) == 0
