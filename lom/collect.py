@@ -44,6 +44,7 @@ from lom.sac import (
     actor_policy,
     env_dims,
     make_env,
+    mark_cut_episode,
     random_policy,
     rollout,
 )
@@ -234,7 +235,7 @@ def _replay_rows(trained: TrainedSAC, end: int) -> tuple[dict[str, np.ndarray], 
     rows = trained.buffer.numpy_rows(end)
     arrays = {BUFFER_KEYS[name]: value for name, value in rows.items()}
     arrays["terminals"] = arrays["terminals"] > 0.5
-    arrays["timeouts"][-1] |= not arrays["terminals"][-1]  # the data ends here: the episode is cut
+    mark_cut_episode(arrays)
     ends = np.asarray(trained.log.episode_end_steps)
     returns = np.asarray(trained.log.episode_returns, dtype=np.float64)[ends <= end]
     return arrays, returns

@@ -29,7 +29,7 @@ CHECKPOINT_NAME = "sac_checkpoint.pt"
 EVAL_CSV_NAME = "sac_eval.csv"
 EVAL_PNG_NAME = "sac_eval.png"
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
-LOG_EVERY = 1000  # steps between progress-bar refreshes, the only host syncs of the hot loop
+LOG_EVERY = 1000  # steps between progress-bar refreshes, the only reads of the losses back to the host
 
 
 @dataclass(frozen=True)
@@ -193,8 +193,8 @@ class ReplayBuffer:
         return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminals[idx])
 
     def numpy_rows(self, end: int) -> dict[str, np.ndarray]:
-        """Rows [0, end) as host arrays, keyed like this class's fields."""
-        return {name: getattr(self, name)[:end].cpu().numpy() for name in self.FIELDS}
+        """Rows [0, end) as host arrays of their own (on the CPU `.numpy()` alone would alias the buffer)."""
+        return {name: getattr(self, name)[:end].cpu().numpy().copy() for name in self.FIELDS}
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         # clone: saving a view would save the whole preallocated storage
@@ -311,6 +311,11 @@ def random_policy(act_dim: int, rng: np.random.Generator) -> Policy:
     return lambda obs: rng.uniform(-1.0, 1.0, act_dim).astype(np.float32)
 
 
+def mark_cut_episode(arrays: dict[str, np.ndarray]) -> None:
+    """The data ends at its last row: unless the episode terminated there, it was cut, which D4RL flags a timeout."""
+    arrays["timeouts"][-1] |= not arrays["terminals"][-1]
+
+
 @dataclass
 class Rollout:
     """Rows in D4RL layout plus the returns of the episodes that ran to their end within the rollout."""
@@ -362,7 +367,7 @@ def rollout(
             episode_return, obs = 0.0, env.reset()[0]
     bar.close()
     arrays = {key: value[:n] for key, value in arrays.items()}
-    arrays["timeouts"][n - 1] |= not arrays["terminals"][n - 1]
+    mark_cut_episode(arrays)
     return Rollout(arrays, np.asarray(returns, dtype=np.float64))
 
 
@@ -392,7 +397,7 @@ class TrainedSAC:
     agent: SAC
     buffer: ReplayBuffer
     log: TrainingLog
-    resumed_from_step: int  # 0 for a fresh run; `steps` when the checkpoint was already finished
+    resumed_from_step: int  # the checkpoint's step: 0 for a fresh run, `steps` when it had finished
 
 
 def load_checkpoint(run_dir: str | Path) -> dict | None:

@@ -179,3 +179,14 @@ def test_actor_log_prob_matches_torch_distributions():
     base = torch.distributions.Normal(mean, log_std.exp())
     expected = torch.distributions.TransformedDistribution(base, torch.distributions.TanhTransform())
     torch.testing.assert_close(log_prob, expected.log_prob(action).sum(-1), rtol=1e-4, atol=1e-3)
+
+
+def test_replay_rows_for_a_file_do_not_write_into_the_buffer():
+    from lom.sac import ReplayBuffer
+
+    buffer = ReplayBuffer(4, obs_dim=2, act_dim=1, device=torch.device("cpu"))
+    for step in range(3):
+        buffer.add(np.zeros(2), np.zeros(1), 1.0, np.ones(2), terminated=False, truncated=False)
+    rows = buffer.numpy_rows(2)
+    collect.mark_cut_episode(rows)  # what writing medium-replay does to its copy
+    assert rows["timeouts"][-1] and not buffer.timeouts[:3].any()
