@@ -157,8 +157,9 @@ class TrainConfig:
         need(0.0 < self.expectile < 1.0, f"--expectile must lie in (0, 1), got {self.expectile}")
         need(0.0 <= self.discount <= 1.0, f"--discount must lie in [0, 1], got {self.discount}")
         need(0.0 < self.tau <= 1.0, f"--tau must lie in (0, 1], got {self.tau}")
-        need(self.min_component_weight < 1, f"--min_component_weight must be below 1, got {self.min_component_weight}")
-        for name in ("beta", "ac_rand", "smooth_noise", "weight_clip", "min_component_weight", "gmm_lr", "critic_lr", "mode_lr", "actor_lr"):
+        need(0 <= self.min_component_weight < 1,
+             f"--min_component_weight must lie in [0, 1), got {self.min_component_weight}")
+        for name in ("beta", "ac_rand", "smooth_noise", "weight_clip", "gmm_lr", "critic_lr", "mode_lr", "actor_lr"):
             need(getattr(self, name) >= 0, f"--{name} must not be negative, got {getattr(self, name)}")
 
     @property

@@ -182,11 +182,11 @@ def test_actor_log_prob_matches_torch_distributions():
 
 
 def test_replay_rows_for_a_file_do_not_write_into_the_buffer():
-    from lom.sac import ReplayBuffer
+    from lom.sac import ReplayBuffer, mark_cut_episode
 
     buffer = ReplayBuffer(4, obs_dim=2, act_dim=1, device=torch.device("cpu"))
     for step in range(3):
         buffer.add(np.zeros(2), np.zeros(1), 1.0, np.ones(2), terminated=False, truncated=False)
     rows = buffer.numpy_rows(2)
-    collect.mark_cut_episode(rows)  # what writing medium-replay does to its copy
+    mark_cut_episode(rows)  # what writing medium-replay does to its copy
     assert rows["timeouts"][-1] and not buffer.timeouts[:3].any()

@@ -82,7 +82,6 @@ class SarsaCritic(CountsUpdates, TargetEnsembleCritic):
         super().__init__(obs_dim, act_dim, members, hidden)
         self.smooth_noise, self.discount, self.tau, self.target_every = smooth_noise, discount, tau, target_every
         self.optimizer = adam(self.q.parameters(), lr, "fused" if fast else "loop")
-        self.updates = 0
 
     def update(self, batch: Batch) -> Losses:
         with torch.no_grad():

@@ -91,7 +91,7 @@ class LOMAgent(Agent):
         """Freeze the mixture; it is fixed from here on, so its output for every dataset row can be computed once."""
         self.gmm.requires_grad_(False)
         n, a = self.hp.num_components, data.act_dim
-        cache_bytes = 2 * len(data) * n * a * 4
+        cache_bytes = len(data) * n * (2 * a + 1) * 4  # means, stds and log-weights, float32
         if not self.cache_behaviour or cache_bytes > BEHAVIOUR_CACHE_MAX_BYTES:
             self.behaviour_cache = self.log_weight_cache = None
             return
@@ -154,11 +154,12 @@ class LOMAgent(Agent):
         return {"mode_value/loss": loss.detach()}
 
     @torch.no_grad()
-    def best_component(self, obs: torch.Tensor, log_weights: torch.Tensor) -> torch.Tensor:
+    def best_component(self, obs: torch.Tensor, log_weights: torch.Tensor | None) -> torch.Tensor:
         """k*(s) = argmax_k Q_mode(s, k) over the components with weight w_k(s) >= min_component_weight.
 
         A component the mixture barely uses at s describes no behaviour there, so its mode value is an extrapolation
-        to actions the data never shows; the threshold (0 = the paper's rule) keeps such components out.
+        to actions the data never shows; the threshold (0 = the paper's rule) keeps such components out. The
+        log-weights are only read when there is a threshold.
         """
         values = self.mode_value(obs)
         if self.hp.min_component_weight > 0:
@@ -171,7 +172,8 @@ class LOMAgent(Agent):
     def best_mode_action(self, batch: Batch) -> torch.Tensor:
         """a* ~ N(μ_k*(s), σ_k*(s)), clipped to the action box, plus optional exploration noise `ac_rand`."""
         means, stds = self.behaviour(batch)
-        k = self.best_component(batch.obs, self.behaviour_log_weights(batch))
+        log_weights = self.behaviour_log_weights(batch) if self.hp.min_component_weight > 0 else None
+        k = self.best_component(batch.obs, log_weights)
         rows = torch.arange(len(k), device=k.device)
         a_star = sample_components(means[rows, k], stds[rows, k], torch.randn_like(means[:, 0]))
         if self.hp.ac_rand > 0:

@@ -29,7 +29,6 @@ class TD3BCAgent(CountsUpdates, Agent):
             "critic": torch.optim.Adam(self.q.parameters(), lr=hp.lr),
             "actor": torch.optim.Adam(self.actor.parameters(), lr=hp.lr),
         }
-        self.updates = 0
 
     def train_step(self, data: DeviceDataset) -> Losses:
         batch = data.sample(self.hp.batch_size)
