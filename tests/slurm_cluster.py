@@ -27,6 +27,7 @@ STOP_TIMEOUT_S = 30
 LOG_TAIL_LINES = 15
 # A stop signal's grace before SIGKILL; the preemption tests need train.py to save its checkpoint within it.
 KILL_WAIT_S = 30
+CRED_EXPIRE_S = 15
 
 
 class SlurmUnavailable(RuntimeError):
@@ -77,7 +78,7 @@ class SlurmCluster:
         self._write_munge_key()
         self._spawn("munged", ["munged", "--foreground", "--force", f"--socket={self.munge_socket}",
                                f"--key-file={self.folder / 'munge.key'}", f"--pid-file={self.folder / 'munged.pid'}",
-                               f"--log-file={self.folder / 'log' / 'munged.log'}",
+                               "--log-file=/dev/stderr",
                                f"--seed-file={self.folder / 'munged.seed'}"])
         self._wait(self.munge_socket.exists, "munged did not create its socket")
         self.conf.write_text(self._slurm_conf())
@@ -124,13 +125,13 @@ class SlurmCluster:
             "SlurmUser=root",
             "SlurmdUser=root",
             "AuthType=auth/munge",
-            f"AuthInfo=socket={self.munge_socket}",
+            # A requeued job waits cred_expire seconds (default 120) before it may start again.
+            f"AuthInfo=socket={self.munge_socket},cred_expire={CRED_EXPIRE_S}",
             f"StateSaveLocation={f / 'state'}",
             f"SlurmdSpoolDir={f / 'spool'}",
             f"SlurmctldPidFile={f / 'slurmctld.pid'}",
             f"SlurmdPidFile={f / 'slurmd.pid'}",
-            f"SlurmctldLogFile={f / 'log' / 'slurmctld.log'}",
-            f"SlurmdLogFile={f / 'log' / 'slurmd.log'}",
+            # In the foreground (-D) without a log file, each daemon logs to its console file log/<daemon>.out.
             "SlurmctldDebug=info",
             "SlurmdDebug=info",
             # Containers and small VMs have no usable cgroups: track job processes by parentage, bind nothing.
@@ -141,6 +142,8 @@ class SlurmCluster:
             "SelectType=select/cons_tres",
             "SelectTypeParameters=CR_CPU",
             "SchedulerType=sched/builtin",
+            # Look at pending jobs every 2 s rather than every 60 s, so a requeued task restarts soon after its wait.
+            "SchedulerParameters=sched_interval=2",
             "MpiDefault=none",
             "ReturnToService=2",
             f"KillWait={KILL_WAIT_S}",
@@ -190,7 +193,8 @@ def main() -> None:
     with SlurmCluster(sys.argv[1]) as cluster:
         print(f"single-node Slurm up; in another shell: export SLURM_CONF={cluster.conf}  (Ctrl-C here stops it)",
               flush=True)
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a shell's background job starts with it ignored
+            signal.signal(signum, signal.default_int_handler)
         try:
             signal.pause()
         except KeyboardInterrupt:
