@@ -236,11 +236,12 @@ echo "=== $(date '+%F %T'): exit $rc"
 if ((rc == 75)); then
     # Requeue only a job that Slurm still runs; when Slurm itself ends it (scancel, its own requeue, preemption),
     # Slurm's decision stands.
-    state="$(squeue -h -j "$SLURM_JOB_ID" -o %T 2>/dev/null)"
+    state="$(squeue -h -j "$SLURM_JOB_ID" -o %T 2>/dev/null | head -n 1)"
     if [[ "$state" == RUNNING ]] && scontrol requeue "$SLURM_JOB_ID"; then
         echo "requeued: this task will start again and continue from the checkpoint"
     else
-        echo "not requeued: Slurm is ending this job (state ${state:-unknown})"
+        echo "not requeued by the task: Slurm is ending the job itself (state ${state:-unknown}); it comes back only" \
+            "if Slurm requeues it (preemption, scontrol requeue), else re-run the sweep to resume it"
     fi
 fi
 exit "$rc"

@@ -66,8 +66,8 @@ class RunLock:
                     continue
                 holder = _holder_text(fd)
                 os.close(fd)
-                raise LOMError(f"run folder {self.run_dir} is in use: {self.path} is held by {holder} — wait for that "
-                               "run to finish or stop it; two processes must not train into one folder") from None
+                raise LOMError(f"run folder {self.run_dir} is in use: {self.path} is held by {holder} — wait for "
+                               "that run to finish or stop it; two processes must not train into one folder") from None
             except OSError as exc:
                 if exc.errno not in NO_LOCKING:
                     os.close(fd)

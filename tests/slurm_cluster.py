@@ -34,15 +34,21 @@ class SlurmUnavailable(RuntimeError):
     """Slurm could not be started; the message carries the daemons' last log lines."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """Ports free on 127.0.0.1 right now, all different (the sockets are held open together while choosing)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
-def node_hardware() -> str:
+def node_hardware(env: dict[str, str]) -> str:
     """The node's CPUs/sockets/cores/memory as slurmd itself measures them, so slurmd accepts the node line."""
-    probe = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, timeout=30)
+    probe = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, timeout=30, env=env)
     first = probe.stdout.splitlines()[0] if probe.stdout else ""
     if probe.returncode != 0 or not first.startswith("NodeName="):
         raise SlurmUnavailable(f"slurmd -C failed (exit {probe.returncode}): {probe.stderr.strip() or probe.stdout}")
@@ -55,7 +61,9 @@ class SlurmCluster:
         self.conf = self.folder / "slurm.conf"
         self.munge_socket = self.folder / "munge.socket"
         self.processes: dict[str, subprocess.Popen] = {}
-        self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
+        # The daemons live in /usr/sbin, which a non-login root shell may not have on its PATH.
+        path = os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/sbin", "/sbin"])
+        self.env = {**os.environ, "SLURM_CONF": str(self.conf), "PATH": path}
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def __enter__(self) -> "SlurmCluster":
@@ -70,7 +78,8 @@ class SlurmCluster:
         self.stop()
 
     def start(self) -> None:
-        missing = [name for name in (*DAEMONS, "sbatch", "scontrol") if shutil.which(name) is None]
+        missing = [name for name in (*DAEMONS, "sbatch", "scontrol")
+                   if shutil.which(name, path=self.env["PATH"]) is None]
         if missing:
             raise SlurmUnavailable(f"{', '.join(missing)} not found: apt-get install -y slurm-wlm munge")
         for sub in ("state", "spool", "log"):
@@ -117,11 +126,12 @@ class SlurmCluster:
 
     def _slurm_conf(self) -> str:
         f = self.folder
+        ctld_port, slurmd_port = free_ports(2)
         return "\n".join([
             "ClusterName=lomtest",
             "SlurmctldHost=localhost(127.0.0.1)",
-            f"SlurmctldPort={free_port()}",
-            f"SlurmdPort={free_port()}",
+            f"SlurmctldPort={ctld_port}",
+            f"SlurmdPort={slurmd_port}",
             "SlurmUser=root",
             "SlurmdUser=root",
             "AuthType=auth/munge",
@@ -149,7 +159,8 @@ class SlurmCluster:
             f"KillWait={KILL_WAIT_S}",
             # Finished jobs stay visible to squeue/scontrol long enough for the tests to read their state.
             "MinJobAge=600",
-            f"NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname={socket.gethostname()} {node_hardware()} State=UNKNOWN",
+            f"NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname={socket.gethostname()} {node_hardware(self.env)} "
+            "State=UNKNOWN",
             f"PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP",
             "",
         ])
