@@ -214,7 +214,7 @@ write_manifest() {
 }
 [[ "$dry_run" == 1 ]] || write_manifest
 
-# The body of every Slurm array task, after it has set `log` and `cmd` for its run.
+# The body of every Slurm array task, after it has set `run` (its folder), `log` and `cmd` for its run.
 read -r -d '' SLURM_TASK_BODY <<'TASK'
 mkdir -p "$(dirname "$log")"
 exec >>"$log" 2>&1 </dev/null
@@ -224,18 +224,22 @@ printf ' %q' "${cmd[@]}"
 echo
 # Slurm signals this shell (SIGUSR1 ahead of the time limit, SIGTERM when it ends or preempts the job): pass it on
 # to train.py, which saves its checkpoint at the next step and exits 75 (EXIT_STOPPED in lom/errors.py).
-child=
-trap '[[ -z "$child" ]] || kill -USR1 "$child" 2>/dev/null' USR1
-trap '[[ -z "$child" ]] || kill -TERM "$child" 2>/dev/null' TERM
+child= signalled=
+trap 'signalled=1; [[ -z "$child" ]] || kill -USR1 "$child" 2>/dev/null' USR1
+trap 'signalled=1; [[ -z "$child" ]] || kill -TERM "$child" 2>/dev/null' TERM
 "${cmd[@]}" &
 child=$!
 while kill -0 "$child" 2>/dev/null; do wait "$child"; done  # a trapped signal cuts `wait` short
 wait "$child"
 rc=$?
 echo "=== $(date '+%F %T'): exit $rc"
-if ((rc == 75)); then
-    # Requeue only a job that Slurm still runs; when Slurm itself ends it (scancel, its own requeue, preemption),
-    # Slurm's decision stands.
+if ((rc != 0)) && [[ -f "$run/results.json" ]]; then
+    echo "the signal came as train.py was exiting, after it had written results.json: the run is finished"
+    rc=0
+elif ((rc == 75 || (rc > 128 && signalled))); then
+    # 75: train.py saved its checkpoint; above 128: the signal came before train.py could catch it (while it was
+    # loading data), so it continues from its last checkpoint. Requeue only a job that Slurm still runs: when Slurm
+    # itself ends it (scancel, its own requeue, preemption), Slurm's decision stands.
     state="$(squeue -h -j "$SLURM_JOB_ID" -o %T 2>/dev/null | head -n 1)"
     if [[ "$state" == RUNNING ]] && scontrol requeue "$SLURM_JOB_ID"; then
         echo "requeued: this task will start again and continue from the checkpoint"
@@ -293,7 +297,7 @@ submit_to_slurm() {
         for i in "${!submit[@]}"; do
             read -r dataset agent seed <<<"${jobs[${submit[i]}]}"
             train_command "$dataset" "$agent" "$seed" slurm
-            printf '%s) log=%q cmd=(' "$i" "$(log_of "${submit[i]}")"
+            printf '%s) run=%q log=%q cmd=(' "$i" "${run_dirs[${submit[i]}]}" "$(log_of "${submit[i]}")"
             printf ' %q' "${cmd[@]}"
             printf ' ) ;;\n'
         done

@@ -211,7 +211,7 @@ def test_slurm_dry_run_turns_the_variables_into_sbatch_options_and_one_task_per_
         assert f" {option} " in sbatch, option
     script = Path(sbatch.split()[-1])
     assert "dry run: 6 run(s) would be submitted" in result.stdout and "2 already finished" in result.stdout
-    tasks = [line for line in script.read_text().splitlines() if re.match(r"\d\) log=", line)]
+    tasks = [line for line in script.read_text().splitlines() if re.match(r"\d\) run=", line)]
     assert len(tasks) == 6 and all("OMP_NUM_THREADS=4" in t and "--resume --device cuda --tag x\\ y )" in t
                                    for t in tasks)
     assert not any("--agent LOM --seed 0" in t for t in tasks)
