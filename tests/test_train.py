@@ -48,6 +48,8 @@ def metrics_without_time(run_dir: Path) -> list[dict]:
     (["--training_steps", "-5"], "--training_steps must be a positive whole number"),
     (["--env_name", "halfcheetah-medum-v2"], "halfcheetah-medium-v2"),
     (["--critic", "q"], "--critic 'q' is unknown"),
+    (["--critic", "sarsa"], "--weight_baseline value compares with the expectile critic's V(s)"),
+    (["--reward_scaling", "x"], "--reward_scaling 'x' is unknown"),
     (["--seed", "abc"], "invalid int value"),
 ])
 def test_bad_flags_fail_with_one_line(flags, expected, env, tmp_path):
@@ -66,6 +68,9 @@ def test_run_writes_its_folder_and_resume_after_sigkill_matches_an_uninterrupted
     whole_dir = run_dir_of(whole, env)
     assert {"config.json", "metrics.csv", "results.json", "checkpoint.pt", "gmm.pt"} <= {
         p.name for p in whole_dir.iterdir()}
+    with open(whole_dir / "metrics.csv") as f:
+        columns = next(csv.reader(f))
+    assert {"actor/q_gap", "actor/weight_below_1e-3", "actor/weight_at_clip", "actor/picks_heaviest"} <= set(columns)
 
     cut = [*args, "--log_path", str(tmp_path / "cut")]
     cut_dir = run_dir_of(cut, env)
