@@ -11,7 +11,7 @@ import torch
 from lom.agents.critics import ExpectileCritic, SarsaCritic, expectile_loss
 from lom.agents.lom import LOMAgent, imitation_weight
 from lom.batches import DeviceDataset, ObservationNormalizer
-from lom.config import TrainConfig
+from lom.config import PAPER_HYPERPARAMS, LOMHyperParams, TrainConfig
 from lom.data.types import Transitions
 from lom.networks import EnsembleMLP, OneHotModeValue, MultiHeadModeValue
 
@@ -31,6 +31,17 @@ def make_transitions(obs, act, rew=None, next_obs=None, next_act=None, done=None
 def lom_config(**overrides) -> TrainConfig:
     cfg = TrainConfig(training_steps=100, gmm_steps=100, eval_every=100).resolve("multimodal-fork-v0")
     return dataclasses.replace(cfg, **overrides)
+
+
+@pytest.mark.parametrize("name, paper", [
+    ("halfcheetah-v4_full-replay", "halfcheetah-full-replay-v2"),
+    ("Hopper-v5_medium-replay", "hopper-medium-replay-v2"),
+    ("walker2d-v4_expert", "walker2d-expert-v2"),
+])
+def test_collected_files_take_the_values_of_the_d4rl_dataset_of_their_env_and_kind(name, paper):
+    cfg = TrainConfig().resolve(name)
+    assert cfg.lom == PAPER_HYPERPARAMS[paper]
+    assert TrainConfig().resolve("my-own-file").lom == LOMHyperParams()
 
 
 def test_mixture_recovers_three_known_modes():
