@@ -260,7 +260,9 @@ class OurLoop:
 
 def lom_config(critic: str = "expectile", mode_net: str = "multihead", batch_scale: float = 1.0,
                **overrides) -> TrainConfig:
-    cfg = TrainConfig(env_name=DATASET, critic=critic, mode_net=mode_net, **overrides).resolve(DATASET)
+    # The authors' weight rule, Q(s, a*) − Q(s, π(s)), which ReferenceLOM implements too.
+    cfg = TrainConfig(env_name=DATASET, critic=critic, mode_net=mode_net, weight_baseline="policy",
+                      **overrides).resolve(DATASET)
     sizes = ("gmm_batch_size", "critic_batch_size", "mode_batch_size", "actor_batch_size")
     return dataclasses.replace(cfg, **{k: max(1, round(getattr(cfg, k) * batch_scale)) for k in sizes})
 

@@ -49,7 +49,8 @@ class ObservationNormalizer(torch.nn.Module):
 class DeviceDataset:
     """All transitions on one device, states already standardised; batches are index draws on that device."""
 
-    def __init__(self, transitions: Transitions, normalizer: ObservationNormalizer, device: torch.device):
+    def __init__(self, transitions: Transitions, normalizer: ObservationNormalizer, device: torch.device,
+                 reward_scale: float = 1.0):
         def put(x: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(x, dtype=torch.float32, device=device)
 
@@ -59,7 +60,7 @@ class DeviceDataset:
         self.next_obs = normalizer(put(transitions.next_observations))
         self.act = put(transitions.actions)
         self.next_act = put(transitions.next_actions)
-        self.rew = put(transitions.rewards)
+        self.rew = put(transitions.rewards) * reward_scale
         self.done = put(transitions.terminals)
         self.size = len(transitions)
         self.obs_dim, self.act_dim = self.obs.shape[1], self.act.shape[1]

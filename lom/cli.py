@@ -26,6 +26,8 @@ FLAG_HELP = {
     "log_every": "read losses back from the device (and check them for NaN) every this many steps",
     "critic": "LOM's critic: expectile (IQL-style, default) or sarsa (the authors' ensemble with next actions)",
     "mode_net": "LOM's mode-value network: multihead (one output per component) or onehot (the authors' form)",
+    "weight_baseline": "LOM's imitation weight exp(β·(Q(s, a*) − b(s))) compares with b = value: the expectile "
+                       "critic's V(s), or policy: Q(s, π(s)) (the authors' rule)",
     "expectile": "expectile τ of the expectile critic",
     "num_components": "N, mixture components (default: per-dataset table)",
     "num_critics": "K, critic ensemble size (default: per-dataset table)",
@@ -37,6 +39,8 @@ FLAG_HELP = {
                             "(default: per-dataset table; 0 = the paper's rule)",
     "discount": "discount factor γ",
     "normalise": "standardise states with the dataset's mean and std (1/0)",
+    "reward_scaling": "auto (IQL on HalfCheetah/Hopper/Walker2d data: return_range; else none), return_range "
+                      "(rewards × 1000 / (highest − lowest episode return)) or none",
     "tau": "Polyak averaging rate of target networks",
     "gmm_batch_size": "batch size of behaviour-mixture pre-training",
     "critic_batch_size": "LOM critic batch size",

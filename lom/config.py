@@ -7,6 +7,7 @@ table with any flag overrides, and the result is what `config.json` records.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 
@@ -52,6 +53,17 @@ PAPER_HYPERPARAMS: dict[str, LOMHyperParams] = {
 for _env in ("halfcheetah", "hopper", "walker2d"):
     PAPER_HYPERPARAMS[f"{_env}-random-v2"] = PAPER_HYPERPARAMS[f"{_env}-medium-v2"]
 
+# Files made by `lom.collect` are named <env id>_<kind>.hdf5 (e.g. halfcheetah-v4_full-replay): they take the
+# values of the D4RL dataset of the same environment and kind.
+COLLECTED_NAME = re.compile(r"(halfcheetah|hopper|walker2d)-v\d+_([a-z-]+)")
+
+
+def paper_table_key(dataset_name: str) -> str:
+    """The PAPER_HYPERPARAMS entry whose values a dataset uses."""
+    match = COLLECTED_NAME.fullmatch(dataset_name.lower())
+    return f"{match.group(1)}-{match.group(2)}-v2" if match else dataset_name
+
+
 # The built-in benchmark: three behaviour modes, so a handful of components is plenty. Near the best gap, where
 # only the rarest mode has data, unsupported components would otherwise be scored by extrapolated values.
 PAPER_HYPERPARAMS["multimodal-fork-v0"] = _hp(2, 5, 5, 0.0, 0.2, 50, min_w=0.05)
@@ -70,6 +82,17 @@ SCHEDULES: dict[str, Schedule] = {"multimodal-fork-v0": Schedule(training_steps=
 
 
 CRITICS = ("expectile", "sarsa")
+# What LOM's imitation weight compares Q(s, a*) with: the critic's state value V(s) (in-distribution), or
+# Q(s, π(s)) at the actor's own action (the authors' rule).
+WEIGHT_BASELINES = ("value", "policy")
+# How rewards are rescaled before training: "auto" picks return_range for the agents in RETURN_RANGE_AGENTS on
+# locomotion data and none otherwise.
+REWARD_SCALINGS = ("auto", "return_range", "none")
+# return_range: rewards × RETURN_RANGE_TARGET / (highest − lowest episode return in the dataset), as IQL's authors
+# do for MuJoCo locomotion (IQL paper, appendix), so that β means the same on every such dataset.
+RETURN_RANGE_TARGET = 1000.0
+RETURN_RANGE_AGENTS = ("IQL",)
+LOCOMOTION_ENVS = ("HalfCheetah", "Hopper", "Walker2d")
 
 
 @dataclass
@@ -90,6 +113,7 @@ class TrainConfig:
     # LOM's method choices and per-dataset values (None: from PAPER_HYPERPARAMS).
     critic: str = "expectile"
     mode_net: str = "multihead"
+    weight_baseline: str = "value"
     expectile: float = 0.7
     num_components: int | None = None
     num_critics: int | None = None
@@ -101,6 +125,7 @@ class TrainConfig:
     # Shared optimisation settings (shared README §1).
     discount: float = 0.99
     normalise: bool = True
+    reward_scaling: str = "auto"
     tau: float = 0.005
     gmm_batch_size: int = 512
     critic_batch_size: int = 256
@@ -122,7 +147,7 @@ class TrainConfig:
     def resolve(self, dataset_name: str) -> "TrainConfig":
         """Fill every `None` from the dataset's schedule and hyper-parameter table."""
         schedule = SCHEDULES.get(dataset_name, PAPER_SCHEDULE)
-        paper = PAPER_HYPERPARAMS.get(dataset_name, LOMHyperParams())
+        paper = PAPER_HYPERPARAMS.get(paper_table_key(dataset_name), LOMHyperParams())
         filled = {
             f.name: getattr(self, f.name) if getattr(self, f.name) is not None else getattr(schedule, f.name)
             for f in dataclasses.fields(Schedule)
@@ -147,6 +172,13 @@ class TrainConfig:
 
         need(self.agent in AGENTS, f"--agent {self.agent!r} is unknown: choose one of {', '.join(AGENTS)}")
         need(self.critic in CRITICS, f"--critic {self.critic!r} is unknown: choose one of {', '.join(CRITICS)}")
+        need(self.weight_baseline in WEIGHT_BASELINES,
+             f"--weight_baseline {self.weight_baseline!r} is unknown: choose one of {', '.join(WEIGHT_BASELINES)}")
+        need(self.weight_baseline != "value" or self.critic == "expectile" or self.agent != "LOM",
+             "--weight_baseline value compares with the expectile critic's V(s): use --critic expectile, or "
+             "--weight_baseline policy with --critic sarsa")
+        need(self.reward_scaling in REWARD_SCALINGS,
+             f"--reward_scaling {self.reward_scaling!r} is unknown: choose one of {', '.join(REWARD_SCALINGS)}")
         need(self.mode_net in MODE_VALUE_NETS, f"--mode_net {self.mode_net!r} is unknown: choose one of {', '.join(MODE_VALUE_NETS)}")
         for name in ("training_steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every", "num_components",
                      "num_critics", "gmm_batch_size", "critic_batch_size", "mode_batch_size", "actor_batch_size"):
@@ -161,6 +193,12 @@ class TrainConfig:
              f"--min_component_weight must lie in [0, 1), got {self.min_component_weight}")
         for name in ("beta", "ac_rand", "smooth_noise", "weight_clip", "gmm_lr", "critic_lr", "mode_lr", "actor_lr"):
             need(getattr(self, name) >= 0, f"--{name} must not be negative, got {getattr(self, name)}")
+
+    def scales_rewards(self, env_id: str) -> bool:
+        """Whether rewards are rescaled by the dataset's episode-return range (see REWARD_SCALINGS)."""
+        if self.reward_scaling == "auto":
+            return self.agent in RETURN_RANGE_AGENTS and env_id.split("-")[0] in LOCOMOTION_ENVS
+        return self.reward_scaling == "return_range"
 
     @property
     def lom(self) -> LOMHyperParams:

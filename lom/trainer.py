@@ -26,8 +26,9 @@ from tqdm.auto import tqdm
 from lom import checkpoint
 from lom.agents import Agent, make_agent
 from lom.batches import DeviceDataset, ObservationNormalizer
-from lom.config import TrainConfig
+from lom.config import RETURN_RANGE_TARGET, TrainConfig
 from lom.data import load_transitions, resolve_dataset
+from lom.data.transitions import return_range_scale
 from lom.data.types import DatasetSpec
 from lom.errors import EXIT_INTERRUPTED, EXIT_STOPPED, LOMError, TrainingStopped
 from lom.evaluation import evaluate
@@ -162,7 +163,9 @@ class Trainer:
         self.device = pick_device(cfg.device)
         transitions = load_transitions(self.spec)
         self.normalizer = ObservationNormalizer.fit(transitions.observations, cfg.normalise).to(self.device)
-        self.data = DeviceDataset(transitions, self.normalizer, self.device)
+        self.reward_scale = (return_range_scale(transitions, RETURN_RANGE_TARGET)
+                             if cfg.scales_rewards(self.spec.env_id) else 1.0)
+        self.data = DeviceDataset(transitions, self.normalizer, self.device, self.reward_scale)
         self.agent: Agent = make_agent(cfg, self.data.obs_dim, self.data.act_dim).to(self.device)
         if cfg.gmm_path and cfg.agent == "LOM":
             self.agent.load_behaviour_model(checkpoint.load(cfg.gmm_path, map_location=self.device))
@@ -193,6 +196,7 @@ class Trainer:
             "ref_min_score": self.spec.ref_min_score,
             "ref_max_score": self.spec.ref_max_score,
             "transitions": len(transitions),
+            "reward_scale": self.reward_scale,
             "obs_dim": transitions.obs_dim,
             "act_dim": transitions.act_dim,
             "device_used": str(self.device),

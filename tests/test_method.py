@@ -11,7 +11,7 @@ import torch
 from lom.agents.critics import ExpectileCritic, SarsaCritic, expectile_loss
 from lom.agents.lom import LOMAgent, imitation_weight
 from lom.batches import DeviceDataset, ObservationNormalizer
-from lom.config import TrainConfig
+from lom.config import PAPER_HYPERPARAMS, LOMHyperParams, TrainConfig
 from lom.data.types import Transitions
 from lom.networks import EnsembleMLP, OneHotModeValue, MultiHeadModeValue
 
@@ -31,6 +31,17 @@ def make_transitions(obs, act, rew=None, next_obs=None, next_act=None, done=None
 def lom_config(**overrides) -> TrainConfig:
     cfg = TrainConfig(training_steps=100, gmm_steps=100, eval_every=100).resolve("multimodal-fork-v0")
     return dataclasses.replace(cfg, **overrides)
+
+
+@pytest.mark.parametrize("name, paper", [
+    ("halfcheetah-v4_full-replay", "halfcheetah-full-replay-v2"),
+    ("Hopper-v5_medium-replay", "hopper-medium-replay-v2"),
+    ("walker2d-v4_expert", "walker2d-expert-v2"),
+])
+def test_collected_files_take_the_values_of_the_d4rl_dataset_of_their_env_and_kind(name, paper):
+    cfg = TrainConfig().resolve(name)
+    assert cfg.lom == PAPER_HYPERPARAMS[paper]
+    assert TrainConfig().resolve("my-own-file").lom == LOMHyperParams()
 
 
 def test_mixture_recovers_three_known_modes():
@@ -80,12 +91,14 @@ def test_actor_imitates_the_best_mode_action():
     batch_obs = torch.randn(64, 2)
     means = torch.tensor([[-0.7], [0.0], [0.6]]).expand(64, 3, 1)
     stds = torch.full((64, 3, 1), 1e-3)
-    agent.behaviour = lambda batch: (means, stds)
-    agent.behaviour_log_weights = lambda batch: torch.zeros(64, 3)
+    log_weights = torch.tensor([0.2, 0.5, 0.3]).log().expand(64, 3)
+    agent.behaviour = lambda batch: (means, stds, log_weights)
     agent.best_component = lambda obs, log_weights: torch.full((len(obs),), 2)
     batch = DeviceDataset(make_transitions(batch_obs.numpy(), np.zeros((64, 1))),
                           ObservationNormalizer.fit(batch_obs.numpy(), False), torch.device("cpu")).sample(64)
-    assert torch.allclose(agent.best_mode_action(batch), torch.full((64, 1), 0.6), atol=0.01)
+    a_star, picks_heaviest = agent.best_mode_action(batch)
+    assert torch.allclose(a_star, torch.full((64, 1), 0.6), atol=0.01)
+    assert not picks_heaviest.any()  # component 1 is the heaviest
 
 
 @pytest.mark.parametrize("min_weight, expected", [(0.0, 0), (0.05, 2)])
@@ -103,12 +116,38 @@ def test_components_without_support_are_not_selected_when_a_weight_floor_is_set(
 def test_imitation_weights_are_clipped_at_C():
     q_star = torch.tensor([0.0, 0.5, -1.0, 1.0, 1000.0])
     q_pi = torch.zeros(5)
-    w = imitation_weight(q_star, q_pi, beta=5.0, clip=50.0)
+    w = imitation_weight(q_star - q_pi, beta=5.0, clip=50.0)
     assert w[0] == pytest.approx(1.0)
     assert w[1] == pytest.approx(np.exp(2.5), rel=1e-5)
     assert w[2] == pytest.approx(np.exp(-5.0), rel=1e-5)
     assert w[3] == 50.0 and w[4] == 50.0  # e^5 > C, and an overflow to inf is clipped too
     assert torch.isfinite(w).all()
+
+
+@pytest.mark.parametrize("baseline", ["policy", "value"])
+def test_imitation_weight_compares_with_the_chosen_baseline(baseline):
+    """policy: the authors' rule, clip(exp(β·(Q(s, a*) − Q(s, π(s)))), 0, C); value: Q(s, a*) − V(s) instead."""
+    torch.manual_seed(0)
+    critic = "sarsa" if baseline == "policy" else "expectile"
+    agent = LOMAgent(3, 2, lom_config(num_components=2, critic=critic, weight_baseline=baseline, beta=2.0,
+                                      weight_clip=3.0))
+    obs = torch.randn(256, 3)
+    t = make_transitions(obs.numpy(), np.zeros((256, 2)))
+    batch = DeviceDataset(t, ObservationNormalizer.fit(t.observations, False), torch.device("cpu")).sample(256)
+    a_star = torch.rand(256, 2) * 2 - 1
+    agent.best_mode_action = lambda batch: (a_star, torch.zeros(256, dtype=torch.bool))
+    pi = agent.actor(batch.obs).detach()
+    q_star = agent.critic.value(batch.obs, a_star)
+    base = agent.critic.value(batch.obs, pi) if baseline == "policy" else agent.critic.state_value(batch.obs)
+    weight = torch.exp(2.0 * (q_star - base)).clamp(max=3.0)
+    expected_loss = (weight * (pi - a_star).square().mean(-1)).mean()
+
+    losses = agent.update_actor(batch)
+    assert losses["actor/loss"].item() == pytest.approx(expected_loss.item(), rel=1e-5)
+    assert losses["actor/q_gap"].item() == pytest.approx((q_star - base).mean().item(), rel=1e-5, abs=1e-6)
+    assert losses["actor/weight_at_clip"].item() == pytest.approx((weight >= 3.0).float().mean().item())
+    assert losses["actor/weight_below_1e-3"].item() == pytest.approx((weight < 1e-3).float().mean().item())
+    assert losses["actor/picks_heaviest"].item() == 0.0
 
 
 def test_expectile_loss_is_asymmetric():
@@ -164,7 +203,7 @@ def test_cached_behaviour_gives_the_same_losses_as_the_plain_step():
     runs = []
     for cached in (True, False):
         torch.manual_seed(3)
-        agent = LOMAgent(3, 2, lom_config(num_components=4, critic="sarsa", ac_rand=0.2), cache_behaviour=cached)
+        agent = LOMAgent(3, 2, lom_config(num_components=4, critic="sarsa", weight_baseline="policy", ac_rand=0.2), cache_behaviour=cached)
         for _ in range(5):
             agent.pretrain_step(data)
         agent.finish_pretraining(data)

@@ -26,9 +26,10 @@ def write_run(
     final: float | None = None,
     group: str = "default",
     eval_every: int = 100,
+    project: str = "LOM",
 ) -> Path:
     """A run folder as train.py writes it; `final=None` leaves it incomplete (no results.json)."""
-    run_dir = log_path / "LOM" / group / dataset.lower() / agent / f"seed{seed}"
+    run_dir = log_path / project / group / dataset.lower() / agent / f"seed{seed}"
     run_dir.mkdir(parents=True)
     config = {"agent": agent, "dataset": dataset, "env_id": "X-v4", "seed": seed, "training_steps": 1000,
               "hyperparameters": {"batch_size": 256}}
@@ -150,8 +151,13 @@ def test_runs_from_two_experiments_get_separate_columns(sweep: Path, capsys):
     write_run(sweep, "hopper-medium-v2", "LOM", 0, [1.0], 1.0, group="ablation")
     assert main([str(sweep)]) == 0
     row = table_rows(capsys.readouterr().out)["hopper-medium-v2"]
-    assert row["LOM [LOM/ablation]"] == "1.0 ± 0.0 (n=1)"
-    assert row["LOM [LOM/default]"].endswith("(n=3)")
+    assert row["LOM [ablation]"] == "1.0 ± 0.0 (n=1)"
+    assert row["LOM [default]"].endswith("(n=3)")
+    assert row["BC"].endswith("(n=3)")  # one experiment only: no bracket
+
+    write_run(sweep, "hopper-medium-v2", "LOM", 0, [1.0], 1.0, project="other", group="ablation")
+    assert main([str(sweep)]) == 0
+    assert "LOM [other/ablation]" in table_rows(capsys.readouterr().out)["hopper-medium-v2"]
 
 
 def test_run_folders_moved_aside_by_train_py_are_ignored(sweep: Path, capsys):

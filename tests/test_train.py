@@ -48,6 +48,8 @@ def metrics_without_time(run_dir: Path) -> list[dict]:
     (["--training_steps", "-5"], "--training_steps must be a positive whole number"),
     (["--env_name", "halfcheetah-medum-v2"], "halfcheetah-medium-v2"),
     (["--critic", "q"], "--critic 'q' is unknown"),
+    (["--critic", "sarsa"], "--weight_baseline value compares with the expectile critic's V(s)"),
+    (["--reward_scaling", "x"], "--reward_scaling 'x' is unknown"),
     (["--seed", "abc"], "invalid int value"),
 ])
 def test_bad_flags_fail_with_one_line(flags, expected, env, tmp_path):
@@ -120,6 +122,9 @@ def test_interrupted_run_resumes_to_the_numbers_of_an_uninterrupted_one(signum, 
     assert metrics_without_time(uninterrupted) == metrics_without_time(cut_dir)  # losses too, to the bit
     assert {"config.json", "metrics.csv", "results.json", "checkpoint.pt", "gmm.pt"} <= {
         p.name for p in cut_dir.iterdir()}
+    with open(cut_dir / "metrics.csv") as f:
+        columns = next(csv.reader(f))
+    assert {"actor/q_gap", "actor/weight_below_1e-3", "actor/weight_at_clip", "actor/picks_heaviest"} <= set(columns)
 
 
 def test_a_second_train_py_on_a_running_runs_folder_is_refused_and_changes_nothing(env, tmp_path):

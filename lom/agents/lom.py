@@ -3,7 +3,8 @@
 1. Pre-train a Gaussian mixture π_β(a|s) on the dataset's actions, then freeze it.
 2. Each step: update the critic; regress the mode value Q_mode(s, k) on Q(s, a_k), a_k drawn from component k;
    for each actor state pick k* = argmax_k Q_mode(s, k), draw a* from component k*, and imitate it with weight
-   clip(exp(β·(Q(s, a*) − Q(s, π(s)))), 0, C).
+   clip(exp(β·(Q(s, a*) − b(s))), 0, C), where b(s) is the critic's V(s) (`--weight_baseline value`) or the
+   authors' Q(s, π(s)) (`--weight_baseline policy`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from lom.networks import (CPU_BLOCK_ROWS, MODE_VALUE_NETS, DeterministicActor, G
 BEHAVIOUR_CACHE_CHUNK = 65_536
 # The cache holds means and stds for every row; beyond this size the mixture is evaluated per batch instead.
 BEHAVIOUR_CACHE_MAX_BYTES = 4 * 2**30
+# An imitation weight below this teaches the actor next to nothing (logged as actor/weight_below_1e-3).
+GATE_CLOSED_WEIGHT = 1e-3
 
 
 def make_critic(cfg: TrainConfig, obs_dim: int, act_dim: int, fast: bool = True):
@@ -113,18 +116,13 @@ class LOMAgent(Agent):
         self.behaviour_cache, self.log_weight_cache = other.behaviour_cache, other.log_weight_cache
 
     @torch.no_grad()
-    def behaviour(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Means and stds (B, N, A) of every component at the batch's states."""
+    def behaviour(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Means and stds (B, N, A) of every component at the batch's states, and their log-weights log w_k(s)
+        (B, N): how much of the behaviour at each state each component describes."""
         if self.behaviour_cache is not None:
-            return self.behaviour_cache.index_select(0, batch.idx).unbind(1)
-        return self.gmm(batch.obs)[:2]
-
-    @torch.no_grad()
-    def behaviour_log_weights(self, batch: Batch) -> torch.Tensor:
-        """log w_k(s), (B, N): how much of the behaviour at each state each component describes."""
-        if self.behaviour_cache is not None:
-            return self.log_weight_cache.index_select(0, batch.idx)
-        return self.gmm(batch.obs)[2]
+            return (*self.behaviour_cache.index_select(0, batch.idx).unbind(1),
+                    self.log_weight_cache.index_select(0, batch.idx))
+        return self.gmm(batch.obs)
 
     def action_values(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """The critic's value of M actions per state, (B, M, A) -> (B, M); the plain path scores row by row."""
@@ -146,7 +144,7 @@ class LOMAgent(Agent):
         return losses
 
     def update_mode_value(self, batch: Batch) -> Losses:
-        means, stds = self.behaviour(batch)
+        means, stds, _ = self.behaviour(batch)
         with torch.no_grad():
             target = self.action_values(batch.obs, sample_components(means, stds, torch.randn_like(means)))
         loss = F.mse_loss(self.mode_value(batch.obs), target)
@@ -154,12 +152,11 @@ class LOMAgent(Agent):
         return {"mode_value/loss": loss.detach()}
 
     @torch.no_grad()
-    def best_component(self, obs: torch.Tensor, log_weights: torch.Tensor | None) -> torch.Tensor:
+    def best_component(self, obs: torch.Tensor, log_weights: torch.Tensor) -> torch.Tensor:
         """k*(s) = argmax_k Q_mode(s, k) over the components with weight w_k(s) >= min_component_weight.
 
         A component the mixture barely uses at s describes no behaviour there, so its mode value is an extrapolation
-        to actions the data never shows; the threshold (0 = the paper's rule) keeps such components out. The
-        log-weights are only read when there is a threshold.
+        to actions the data never shows; the threshold (0 = the paper's rule) keeps such components out.
         """
         values = self.mode_value(obs)
         if self.hp.min_component_weight > 0:
@@ -169,31 +166,47 @@ class LOMAgent(Agent):
         return values.argmax(dim=-1)
 
     @torch.no_grad()
-    def best_mode_action(self, batch: Batch) -> torch.Tensor:
-        """a* ~ N(μ_k*(s), σ_k*(s)), clipped to the action box, plus optional exploration noise `ac_rand`."""
-        means, stds = self.behaviour(batch)
-        log_weights = self.behaviour_log_weights(batch) if self.hp.min_component_weight > 0 else None
+    def best_mode_action(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """a* ~ N(μ_k*(s), σ_k*(s)), clipped to the action box, plus optional exploration noise `ac_rand`; and
+        whether k*(s) is also the component with the largest mixture weight at s."""
+        means, stds, log_weights = self.behaviour(batch)
         k = self.best_component(batch.obs, log_weights)
         rows = torch.arange(len(k), device=k.device)
         a_star = sample_components(means[rows, k], stds[rows, k], torch.randn_like(means[:, 0]))
         if self.hp.ac_rand > 0:
             a_star = (a_star + self.hp.ac_rand * torch.randn_like(a_star)).clamp(-1.0, 1.0)
-        return a_star
+        return a_star, k == log_weights.argmax(dim=-1)
+
+    @torch.no_grad()
+    def weight_gap(self, obs: torch.Tensor, a_star: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+        """Q(s, a*) − b(s), what the imitation weight exponentiates; b is V(s) or Q(s, π(s)) (`weight_baseline`)."""
+        if self.cfg.weight_baseline == "value":
+            return self.action_values(obs, a_star.unsqueeze(1))[:, 0] - self.critic.state_value(obs)
+        q = self.action_values(obs, torch.stack([a_star, pi], dim=1))
+        return q[:, 0] - q[:, 1]
 
     def update_actor(self, batch: Batch) -> Losses:
-        a_star = self.best_mode_action(batch)
+        a_star, picks_heaviest = self.best_mode_action(batch)
         pi = self.actor(batch.obs)
-        q = self.action_values(batch.obs, torch.stack([a_star, pi.detach()], dim=1))
-        weight = imitation_weight(q[:, 0], q[:, 1], self.hp.beta, self.hp.weight_clip)
+        gap = self.weight_gap(batch.obs, a_star, pi.detach())
+        weight = imitation_weight(gap, self.hp.beta, self.hp.weight_clip)
         loss = (weight * (pi - a_star).square().mean(dim=-1)).mean()
         gradient_step(self.optimizers["actor"], loss)
-        return {"actor/loss": loss.detach(), "actor/weight": weight.mean()}
+        return {
+            "actor/loss": loss.detach(),
+            "actor/weight": weight.mean(),
+            # How open the imitation gate is: a gap far below 0 leaves almost every weight near 0.
+            "actor/q_gap": gap.mean(),
+            "actor/weight_below_1e-3": (weight < GATE_CLOSED_WEIGHT).float().mean(),
+            "actor/weight_at_clip": (weight >= self.hp.weight_clip).float().mean(),
+            "actor/picks_heaviest": picks_heaviest.float().mean(),
+        }
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor(obs)
 
 
-def imitation_weight(q_target: torch.Tensor, q_policy: torch.Tensor, beta: float, clip: float) -> torch.Tensor:
-    """ω = clip(exp(β·(Q(s, a*) − Q(s, π(s)))), 0, C); an overflow to +inf is clipped to C like any large value."""
-    return torch.exp(beta * (q_target - q_policy)).clamp(max=clip)
+def imitation_weight(gap: torch.Tensor, beta: float, clip: float) -> torch.Tensor:
+    """ω = clip(exp(β·gap), 0, C), gap = Q(s, a*) − b(s); an overflow to +inf is clipped to C like any large value."""
+    return torch.exp(beta * gap).clamp(max=clip)

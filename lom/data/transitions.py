@@ -65,3 +65,25 @@ def _timeouts_from_length(terminals: np.ndarray, max_episode_steps: int | None, 
     # Each row's episode starts after the latest terminal before it.
     starts = np.maximum.accumulate(np.where(np.append(False, terminals[:-1]), index, 0))
     return (index - starts) % max_episode_steps == max_episode_steps - 1
+
+
+def episode_returns(transitions: Transitions) -> np.ndarray:
+    """The undiscounted return of every episode in the transitions, a cut last one included.
+
+    An episode ends at a terminal row or where the next row does not continue it (its s' is not the next row's s).
+    """
+    ends = transitions.terminals.astype(bool)
+    ends[:-1] |= ~_same_states(transitions.next_observations[:-1], transitions.observations[1:])
+    ends[-1] = True
+    totals = np.cumsum(transitions.rewards, dtype=np.float64)[ends]
+    return np.diff(totals, prepend=0.0)
+
+
+def return_range_scale(transitions: Transitions, target: float) -> float:
+    """target / (highest − lowest episode return): IQL's reward scale for locomotion datasets."""
+    returns = episode_returns(transitions)
+    spread = float(returns.max() - returns.min())
+    if not spread > 0:
+        raise LOMError(f"cannot scale rewards by the episode-return range: the dataset's {len(returns)} episode(s) "
+                       "all return the same; use --reward_scaling none")
+    return target / spread

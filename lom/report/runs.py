@@ -105,10 +105,19 @@ def read_learning_curve(metrics_path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def column_labels(runs: list[Run]) -> list[str]:
-    """The table column of each run: its agent, plus the experiment when several share one log folder."""
-    if len({r.experiment for r in runs}) <= 1:
-        return [r.agent for r in runs]
-    return [f"{r.agent} [{r.experiment}]" for r in runs]
+    """The table column of each run: its agent, plus its experiment where that agent ran in several (the group
+    alone when every run shares one project), e.g. "LOM [default]" and "LOM [authors-rule]" beside "IQL"."""
+    experiments: dict[str, set[str]] = {}
+    for r in runs:
+        experiments.setdefault(r.agent, set()).add(r.experiment)
+    one_project = len({r.experiment.split("/")[0] for r in runs}) == 1
+
+    def label(r: Run) -> str:
+        if len(experiments[r.agent]) == 1:
+            return r.agent
+        return f"{r.agent} [{r.experiment.split('/')[-1] if one_project else r.experiment}]"
+
+    return [label(r) for r in runs]
 
 
 def _is_run_config(path: Path) -> bool:

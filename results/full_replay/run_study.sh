@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The study behind README "Results on collected MuJoCo data": LOM (default and the authors' weight rule), IQL,
+# TD3BC and BC on full-replay datasets collected with lom.collect in HalfCheetah-v4, Hopper-v4 and Walker2d-v4.
+#
+# Usage: bash results/full_replay/run_study.sh
+#   DATA   where the collected datasets live or are made (default ~/lom_data; a collection is deterministic)
+#   WORK   where the runs train, checkpoints included (default $DATA/study_full_replay)
+#   ENVS   default "HalfCheetah Hopper Walker2d"
+# Re-running resumes: collections continue from their checkpoints, finished runs are skipped, interrupted ones
+# resume. Then the small files of every run (config.json, metrics.csv, results.json) are copied next to this script
+# and `python -m lom.report` rebuilds report/ (results.md, results.csv, learning_curves.png) from them.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+data="${DATA:-$HOME/lom_data}"
+work="${WORK:-$data/study_full_replay}"
+read -r -a envs <<<"${ENVS:-HalfCheetah Hopper Walker2d}"
+export OMP_NUM_THREADS=1
+# The schedule: the same for every agent; LOM's mixture pre-training comes on top of the training steps.
+export STEPS=50000 GMM_STEPS=10000 EVAL_EVERY=5000 EVAL_EPISODES=10 LOG_PATH="$work"
+# SAC steps per environment: enough for a clearly good final policy (README: what each reached).
+declare -A sac_steps=([HalfCheetah]=300000 [Hopper]=300000 [Walker2d]=300000)
+
+cd "$repo"
+for env in "${envs[@]}"; do
+    lower="${env,,}"
+    file="$data/collect_$lower/$lower-v4_full-replay.hdf5"
+    python -m lom.collect --env "$env-v4" --steps "${sac_steps[$env]}" --transitions 200000 --threads 1 \
+        --no_progress --out "$data/collect_$lower"
+    DATASETS="$env-v4" SEEDS="0 1 2" AGENTS="LOM IQL BC" bash run_baselines.sh --dataset_path "$file"
+    DATASETS="$env-v4" SEEDS="0" AGENTS="TD3BC" bash run_baselines.sh --dataset_path "$file"
+    # The authors' released agent: sarsa critic, weight against Q(s, π(s)), no reward scaling.
+    DATASETS="$env-v4" SEEDS="0" AGENTS="LOM" bash run_baselines.sh --dataset_path "$file" --group authors-rule \
+        --critic sarsa --weight_baseline policy --reward_scaling none
+done
+
+# Keep only the small files of each run next to this script (no checkpoints, no datasets).
+(cd "$work" && find . -path ./logs -prune -o \( -name config.json -o -name metrics.csv -o -name results.json \) \
+    -path '*/seed[0-9]*/*' -print | while read -r f; do
+    case "$f" in */seed*.old-*/*) continue ;; esac
+    mkdir -p "$here/$(dirname "$f")" && cp "$f" "$here/$f"
+done)
+python -m lom.report "$here"

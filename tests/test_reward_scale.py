@@ -1,0 +1,85 @@
+"""IQL's reward scale on locomotion data: rewards × 1000 / (highest − lowest episode return), recorded per run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_train import env, run_dir_of, train  # noqa: F401  (env is a fixture)
+
+from lom.batches import DeviceDataset, ObservationNormalizer
+from lom.config import TrainConfig
+from lom.data.hdf5_writer import write_d4rl_hdf5
+from lom.data.transitions import build_transitions, episode_returns, return_range_scale
+from lom.errors import LOMError
+
+# (steps, reward per step, how the episode ends). The timed-out episode's last row is dropped (its next state
+# belongs to no transition, as in d4rl's qlearning_dataset), so its reward there counts for nothing.
+EPISODES = [(5, 2.0, "terminal"), (4, -1.0, "terminal"), (6, 3.0, "timeout"), (3, 0.5, "cut")]
+# 6 × 3 counts only 5 rows; the file's last row has no next state either, so the cut episode keeps 2 of its 3.
+RETURNS = [10.0, -4.0, 15.0, 1.0]
+HOPPER_OBS, HOPPER_ACT = 11, 3
+
+
+def episodes_file(path, obs_dim=HOPPER_OBS, act_dim=HOPPER_ACT):
+    rng = np.random.default_rng(0)
+    parts = {k: [] for k in ("observations", "next_observations", "actions", "rewards", "terminals", "timeouts")}
+    for steps, reward, end in EPISODES:
+        states = rng.normal(size=(steps + 1, obs_dim)).astype(np.float32)
+        last = np.arange(steps) == steps - 1
+        rewards = np.full(steps, reward, dtype=np.float32)
+        if end == "timeout":
+            rewards[-1] = 100.0  # dropped with its row: must not count
+        parts["observations"].append(states[:-1])
+        parts["next_observations"].append(states[1:])
+        parts["actions"].append(rng.uniform(-1, 1, (steps, act_dim)).astype(np.float32))
+        parts["rewards"].append(rewards)
+        parts["terminals"].append(last & (end == "terminal"))
+        parts["timeouts"].append(last & (end == "timeout"))
+    arrays = {k: np.concatenate(v) for k, v in parts.items()}
+    write_d4rl_hdf5(path, arrays)
+    return arrays
+
+
+def test_episode_returns_and_the_return_range_scale(tmp_path):
+    transitions = build_transitions(episodes_file(tmp_path / "d.hdf5"), None, "test")
+    np.testing.assert_allclose(episode_returns(transitions), RETURNS)
+    assert return_range_scale(transitions, 1000.0) == pytest.approx(1000.0 / (15.0 - -4.0))
+
+    data = DeviceDataset(transitions, ObservationNormalizer.fit(transitions.observations, True),
+                         torch.device("cpu"), reward_scale=0.5)
+    np.testing.assert_allclose(data.rew.numpy(), transitions.rewards * 0.5)
+
+
+def test_datasets_whose_episodes_all_return_the_same_are_refused(tmp_path):
+    arrays = episodes_file(tmp_path / "d.hdf5")
+    arrays["rewards"][:] = 0.0
+    with pytest.raises(LOMError, match="--reward_scaling none"):
+        return_range_scale(build_transitions(arrays, None, "test"), 1000.0)
+
+
+@pytest.mark.parametrize("agent, env_id, scaling, scaled", [
+    ("IQL", "Hopper-v4", "auto", True),
+    ("IQL", "HalfCheetah-v5", "auto", True),
+    ("IQL", "lom/MultimodalFork-v0", "auto", False),
+    ("IQL", "Hopper-v4", "none", False),
+    ("BC", "Walker2d-v4", "auto", False),
+    ("TD3BC", "Walker2d-v4", "auto", False),
+    ("BC", "Walker2d-v4", "return_range", True),
+])
+def test_which_runs_scale_their_rewards(agent, env_id, scaling, scaled):
+    assert TrainConfig(agent=agent, reward_scaling=scaling).scales_rewards(env_id) == scaled
+
+
+def test_iql_run_on_locomotion_data_records_its_reward_scale(env, tmp_path):  # noqa: F811
+    episodes_file(tmp_path / "hopper.hdf5")
+    base = ["--env_name", "Hopper-v4", "--dataset_path", str(tmp_path / "hopper.hdf5"), "--agent", "IQL",
+            "--training_steps", "10", "--eval_every", "10", "--eval_episodes", "1"]
+    for flags, expected in (([], 1000.0 / 19.0), (["--reward_scaling", "none"], 1.0)):
+        args = [*base, *flags, "--log_path", str(tmp_path / "runs" / str(expected))]
+        out = train(args, env)
+        assert out.returncode == 0, out.stderr
+        config = json.loads((run_dir_of(args, env) / "config.json").read_text())
+        assert config["reward_scale"] == pytest.approx(expected)
