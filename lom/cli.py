@@ -9,7 +9,7 @@ import typing
 from typing import NoReturn
 
 from lom.config import TrainConfig
-from lom.errors import LOMError
+from lom.errors import EXIT_INTERRUPTED, LOMError, TrainingStopped
 
 FLAG_HELP = {
     "env_name": "dataset to train on: a D4RL name (e.g. halfcheetah-medium-replay-v2, any case), multimodal-fork-v0 "
@@ -96,13 +96,16 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run_cli(main) -> None:
-    """Run `main()`; a LOMError becomes one line on stderr and exit status 2."""
+    """Run `main()`; a LOMError becomes one line on stderr and exit status 2, a saved stop its own status."""
     try:
         main()
     except LOMError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except TrainingStopped as stop:
+        print(stop, file=sys.stderr)
+        sys.exit(stop.exit_status)
     except KeyboardInterrupt:
         print("interrupted: re-run the same command with --resume to continue from the last checkpoint",
               file=sys.stderr)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)

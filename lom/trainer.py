@@ -3,6 +3,10 @@
 The hot loop only launches work: losses are written into a device-side window and read back once every
 `log_every` steps (that read is also where non-finite losses are caught), so the host never waits on the device
 in between.
+
+Stop signals (SIGTERM and SIGUSR1, which Slurm sends before it kills or preempts a job, and Ctrl-C's SIGINT) only
+set a flag; the loop reads it between steps, writes the checkpoint there and exits, so a resumed run goes on exactly
+where the stopped one left off. The run folder is locked for the whole run (lom.run_lock).
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,15 +30,17 @@ from lom.config import RETURN_RANGE_TARGET, TrainConfig
 from lom.data import load_transitions, resolve_dataset
 from lom.data.transitions import return_range_scale
 from lom.data.types import DatasetSpec
-from lom.errors import LOMError
+from lom.errors import EXIT_INTERRUPTED, EXIT_STOPPED, LOMError, TrainingStopped
 from lom.evaluation import evaluate
 from lom.io import write_json
+from lom.run_lock import RunLock
 from lom.run_logging import RunLogger, run_directory_for
 
 GMM_FILE = "gmm.pt"
 NAN_CHECKPOINT_NAME = "checkpoint_nan.pt"
 # Evaluation episodes use seeds far from the training seed's so that no two evaluations share an episode.
 EVAL_SEED_STRIDE = 10_000
+STOP_EXIT_STATUS = {signal.SIGTERM: EXIT_STOPPED, signal.SIGUSR1: EXIT_STOPPED, signal.SIGINT: EXIT_INTERRUPTED}
 
 
 def pick_device(name: str) -> torch.device:
@@ -94,6 +102,33 @@ class NonFiniteLoss(Exception):
         self.loss_name, self.step = loss_name, step
 
 
+class StopRequests:
+    """While active, stop signals set `signum` instead of killing the process; the loop acts on it between steps.
+
+    A second Ctrl-C is not caught: it stops at once, without saving.
+    """
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.previous: dict[int, object] = {}
+
+    def __enter__(self) -> "StopRequests":
+        if threading.current_thread() is threading.main_thread():  # Python delivers signals to the main thread only
+            for signum in STOP_EXIT_STATUS:
+                self.previous[signum] = signal.signal(signum, self._request)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)  # None: a handler set outside Python
+        self.previous.clear()
+
+    def _request(self, signum: int, frame) -> None:
+        self.signum = signum
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @dataclass
 class Progress:
     """What a checkpoint needs besides the networks: where the run is and what it has measured so far."""
@@ -111,6 +146,7 @@ class Trainer:
         self.cfg = cfg = cfg.resolve(self.spec.name)
         cfg.validate()
         self.run_dir = run_directory_for(cfg, self.spec.name)
+        self.stops = StopRequests()
 
     # -- set-up -------------------------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -200,7 +236,13 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------------------------
     def run(self) -> dict:
-        self.prepare()
+        with RunLock(self.run_dir):
+            self.prepare()
+            # Installed after prepare(): Ctrl-C during a dataset download should stop it, there is nothing to save.
+            with self.stops:
+                return self._run_prepared()
+
+    def _run_prepared(self) -> dict:
         self.clock_start, self.progress_wall_start = time.perf_counter(), self.progress.wall_time_s
         pending = self.progress.pending_losses
         self.window.sums, self.window.count = dict(pending.get("sums", {})), pending.get("count", 0)
@@ -217,11 +259,25 @@ class Trainer:
                            "Try a lower learning rate or check the dataset's rewards") from None
         return self._finish()
 
+    def _stop_if_asked(self, bar: tqdm) -> None:
+        """At a step boundary: if a stop signal came, save the checkpoint and end the run with TrainingStopped."""
+        if self.stops.signum is None:
+            return
+        bar.close()
+        # Float32 losses summed in float64 are exact, so reading the window back early leaves the means unchanged.
+        self.window.flush()
+        self.save_checkpoint()
+        name = signal.Signals(self.stops.signum).name
+        raise TrainingStopped(f"stopped by {name} at {self.progress.phase} step {self.progress.step}; checkpoint "
+                              f"saved in {self.run_dir}: run the same command with --resume to continue",
+                              STOP_EXIT_STATUS[self.stops.signum])
+
     def _pretrain(self) -> None:
         agent, cfg, progress = self.agent, self.cfg, self.progress
         bar = tqdm(total=agent.pretrain_steps, initial=progress.step, desc="behaviour mixture", unit="step",
                    dynamic_ncols=True, mininterval=1.0)
         while progress.step < agent.pretrain_steps:
+            self._stop_if_asked(bar)
             self.window.add(progress.step + 1, agent.pretrain_step(self.data))
             progress.step += 1
             bar.update()
@@ -243,6 +299,7 @@ class Trainer:
         bar = tqdm(total=cfg.training_steps, initial=progress.step, desc=f"{cfg.agent} training", unit="step",
                    dynamic_ncols=True, mininterval=1.0)
         while progress.step < cfg.training_steps:
+            self._stop_if_asked(bar)
             self.window.add(progress.step + 1, agent.train_step(self.data))
             progress.step += 1
             bar.update()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -186,6 +187,59 @@ def test_bad_settings_are_one_line_errors(fake, overrides, message):
     assert calls(fake) == []
 
 
+def fake_slurm_tools(tmp_path: Path, env: dict[str, str]) -> dict[str, str]:
+    """PATH with an `sbatch` that must not be called (dry runs) and an `squeue` with an empty queue."""
+    bin_dir = tmp_path / "slurm_bin"
+    bin_dir.mkdir()
+    for name, body in (("sbatch", "echo 'sbatch called' >&2; exit 1"), ("squeue", "exit 0")):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    return {**env, "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}", "LAUNCHER": "slurm"}
+
+
+def test_slurm_dry_run_turns_the_variables_into_sbatch_options_and_one_task_per_run(fake, tmp_path):
+    env = fake_slurm_tools(tmp_path, fake)
+    sweep(env, SEEDS="0", AGENTS="LOM", LAUNCHER="local")  # finishes a-v0/b-v0 LOM seed 0: not submitted
+    result = sweep(env, "--tag", "x y", DRY_RUN="1", PARTITION="gpu", ACCOUNT="lab", TIME_LIMIT="2:00:00",
+                   CPUS_PER_TASK="4", GPUS_PER_TASK="1", MEM_PER_TASK="16G", MAX_RUNNING="3", JOB_NAME="fork",
+                   EXTRA_SBATCH="--qos=low --exclusive", STOP_WARNING="300", DEVICE="auto")
+    assert result.returncode == 0, result.stdout + result.stderr
+    sbatch = next(line for line in result.stdout.splitlines() if line.startswith("sbatch "))
+    for option in ("--job-name=fork", "--array=0-5%3", "--cpus-per-task=4", "--requeue", "--signal=B:USR1@300",
+                   "--partition=gpu", "--account=lab", "--time=2:00:00", "--mem=16G", "--gres=gpu:1",
+                   "--qos=low --exclusive"):
+        assert f" {option} " in sbatch, option
+    script = Path(sbatch.split()[-1])
+    assert "dry run: 6 run(s) would be submitted" in result.stdout and "2 already finished" in result.stdout
+    tasks = [line for line in script.read_text().splitlines() if re.match(r"\d\) run=", line)]
+    assert len(tasks) == 6 and all("OMP_NUM_THREADS=4" in t and "--resume --device cuda --tag x\\ y )" in t
+                                   for t in tasks)
+    assert not any("--agent LOM --seed 0" in t for t in tasks)
+    assert len(calls(fake)) == 2  # nothing trained by the dry run
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"GPUS_PER_TASK": "one"}, "GPUS_PER_TASK=one is not a whole number"),
+    ({"CPUS_PER_TASK": "0"}, "CPUS_PER_TASK=0 is not a positive integer"),
+    ({"DEVICE": "cuda"}, "DEVICE=cuda needs GPUS_PER_TASK=1"),
+    ({"LAUNCHER": "pbs"}, "LAUNCHER=pbs — use local or slurm"),
+])
+def test_bad_slurm_settings_are_one_line_errors(fake, tmp_path, overrides, message):
+    result = sweep(fake_slurm_tools(tmp_path, fake), **overrides)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_slurm_launcher_without_sbatch_says_where_to_run_it(fake, tmp_path):
+    bin_dir = tmp_path / "no_slurm_bin"  # only what the script runs before it looks for sbatch
+    bin_dir.mkdir()
+    for tool in ("bash", "nproc", "dirname"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    result = sweep(fake, LAUNCHER="slurm", PATH=str(bin_dir))
+    assert result.returncode == 2
+    assert "sbatch not found — run LAUNCHER=slurm on a Slurm login node" in result.stderr
+
+
 @pytest.mark.skipif(not TRAIN_PY.exists(), reason="needs train.py")
 def test_tiny_real_sweep_end_to_end(tmp_path):
     """2 datasets × 2 seeds × 2 agents with the real train.py, a report, then a re-run that starts no training."""
@@ -211,6 +265,11 @@ def test_tiny_real_sweep_end_to_end(tmp_path):
         assert [r.split(" | ")[0] for r in rows[1:]] == ["| hopper-medium-v2", "| multimodal-fork-v0"]
         assert all(r.count("(n=2)") == 2 for r in rows[1:])
         assert (log_path / "report" / "learning_curves.png").stat().st_size > 0
+        status = subprocess.run([sys.executable, "-m", "lom.report", str(log_path), "--status"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=300)
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.splitlines()[0].endswith("8 run(s) — 8 done, 0 running, 0 interrupted, 0 failed, "
+                                                      "0 not started")
 
         starts = training_starts(log_path)
         assert sum(starts.values()) == 8
@@ -221,5 +280,7 @@ def test_tiny_real_sweep_end_to_end(tmp_path):
 
 
 def training_starts(log_path: Path) -> dict[str, int]:
-    """How many training commands each job log records (the script writes an '=== <time>: <command>' line each)."""
-    return {p.name: len(re.findall(r"^=== ", p.read_text(), re.M)) for p in (log_path / "logs").glob("*.log")}
+    """How many training commands each job log records (the script writes an '=== <time>: <command>' line each,
+    and an '=== <time>: exit <status>' line when it ends)."""
+    return {p.name: len(re.findall(r"^=== (?!.*: exit \d+$)", p.read_text(), re.M))
+            for p in (log_path / "logs").glob("*.log")}

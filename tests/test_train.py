@@ -60,41 +60,97 @@ def test_bad_flags_fail_with_one_line(flags, expected, env, tmp_path):
     assert len(lines) == 1 and expected in lines[0], out.stderr
 
 
-def test_run_writes_its_folder_and_resume_after_sigkill_matches_an_uninterrupted_run(env, tmp_path):
-    args = ["--training_steps", "300", "--gmm_steps", "40", "--eval_every", "30", "--checkpoint_every", "20",
-            "--eval_episodes", "3", "--log_every", "10", "--seed", "3", *SMALL]
-    whole = [*args, "--log_path", str(tmp_path / "whole")]
-    assert train(whole, env).returncode == 0
-    whole_dir = run_dir_of(whole, env)
-    assert {"config.json", "metrics.csv", "results.json", "checkpoint.pt", "gmm.pt"} <= {
-        p.name for p in whole_dir.iterdir()}
-    with open(whole_dir / "metrics.csv") as f:
-        columns = next(csv.reader(f))
-    assert {"actor/q_gap", "actor/weight_below_1e-3", "actor/weight_at_clip", "actor/picks_heaviest"} <= set(columns)
+RESUMABLE = ["--training_steps", "300", "--gmm_steps", "40", "--eval_every", "30", "--eval_episodes", "3",
+             "--log_every", "10", "--seed", "3", *SMALL]
 
-    cut = [*args, "--log_path", str(tmp_path / "cut")]
-    cut_dir = run_dir_of(cut, env)
-    proc = subprocess.Popen([sys.executable, "train.py", *cut], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    """The folder of RESUMABLE trained in one go: the reference the interrupted runs must match."""
+    folder = tmp_path_factory.mktemp("whole")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LOM_CACHE_DIR": str(folder / "cache"), "PYTHONUNBUFFERED": "1"}
+    whole = [*RESUMABLE, "--log_path", str(folder / "runs")]
+    done = train(whole, env)
+    assert done.returncode == 0, done.stderr
+    return run_dir_of(whole, env)
+
+
+def start_and_interrupt(args, env, run_dir: Path, signum: int) -> subprocess.CompletedProcess:
+    """Start train.py, send `signum` once it has evaluated twice (well into training), wait for it to end."""
+    proc = subprocess.Popen([sys.executable, "train.py", *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        metrics = cut_dir / "metrics.csv"
+        metrics = run_dir / "metrics.csv"
         if metrics.is_file() and len(metrics.read_text().splitlines()) >= 3:  # header + two evaluations
             break
         time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be killed; give it more steps"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (cut_dir / "results.json").exists()
+    assert proc.poll() is None, "the run finished before it could be interrupted; give it more steps"
+    proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
-    resumed = train([*cut, "--resume"], env)
+
+@pytest.mark.parametrize("signum, checkpoint_every, status", [
+    (signal.SIGKILL, 20, -signal.SIGKILL),  # no warning: resumes from the last periodic checkpoint
+    (signal.SIGTERM, 100_000, 75),  # Slurm's stop signal: saves where it is (no periodic checkpoint in this run)
+    (signal.SIGINT, 100_000, 130),  # Ctrl-C: the same, with the shell's status for it
+], ids=["SIGKILL", "SIGTERM", "SIGINT"])
+def test_interrupted_run_resumes_to_the_numbers_of_an_uninterrupted_one(signum, checkpoint_every, status, uninterrupted,
+                                                                        env, tmp_path):
+    cut = [*RESUMABLE, "--checkpoint_every", str(checkpoint_every), "--log_path", str(tmp_path / "cut")]
+    cut_dir = run_dir_of(cut, env)
+    stopped = start_and_interrupt(cut, env, cut_dir, signum)
+    assert stopped.returncode == status, stopped.stderr
+    assert not (cut_dir / "results.json").exists()
+    if signum != signal.SIGKILL:
+        message = stopped.stderr.strip().splitlines()[-1]
+        assert message.startswith(f"stopped by {signal.Signals(signum).name} at train step "), stopped.stderr
+        assert "--resume" in message and "Traceback" not in stopped.stderr
+    assert (cut_dir / "checkpoint.pt").is_file()
+
+    resumed = train([*cut, "--resume"], env)  # the killed run's lock file is still there: it must not block this
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from train step" in resumed.stdout
-    a = json.loads((whole_dir / "results.json").read_text())
+    if signum != signal.SIGKILL:
+        stopped_at = int(message.split(" at train step ")[1].split(";")[0])
+        assert f"resumed from train step {stopped_at}\n" in resumed.stdout
+    a = json.loads((uninterrupted / "results.json").read_text())
     b = json.loads((cut_dir / "results.json").read_text())
     for key in ("final_normalized_score", "best_normalized_score", "final_return", "steps"):
         assert a[key] == b[key], key
-    assert metrics_without_time(whole_dir) == metrics_without_time(cut_dir)
+    assert metrics_without_time(uninterrupted) == metrics_without_time(cut_dir)  # losses too, to the bit
+    assert {"config.json", "metrics.csv", "results.json", "checkpoint.pt", "gmm.pt"} <= {
+        p.name for p in cut_dir.iterdir()}
+    with open(cut_dir / "metrics.csv") as f:
+        columns = next(csv.reader(f))
+    assert {"actor/q_gap", "actor/weight_below_1e-3", "actor/weight_at_clip", "actor/picks_heaviest"} <= set(columns)
+
+
+def test_a_second_train_py_on_a_running_runs_folder_is_refused_and_changes_nothing(env, tmp_path):
+    args = [*RESUMABLE, "--log_path", str(tmp_path / "runs")]
+    run_dir = run_dir_of(args, env)
+    first = subprocess.Popen([sys.executable, "train.py", *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and first.poll() is None and not (run_dir / "metrics.csv").is_file():
+        time.sleep(0.05)
+    assert first.poll() is None, "the first run ended too soon; give it more steps"
+    first.send_signal(signal.SIGSTOP)  # frozen, so any change to its folder would come from the second process
+    try:
+        before = {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in run_dir.iterdir()}
+        for extra in ([], ["--resume"]):  # without --resume a finished folder would be moved aside
+            second = train([*args, *extra], env)
+            assert second.returncode == 2
+            lines = second.stderr.strip().splitlines()
+            assert len(lines) == 1, second.stderr
+            assert f"{run_dir.name}.lock is held by pid {first.pid} on " in lines[0]
+            assert {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in run_dir.iterdir()} == before
+        assert sorted(p.name for p in run_dir.parent.iterdir()) == [run_dir.name, f"{run_dir.name}.lock"]  # none moved
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert first.wait(timeout=600) == 0
+    assert (run_dir / "results.json").is_file()
 
 
 def test_same_seed_same_numbers_and_print_run_dir_is_stable(env, tmp_path):

@@ -1,6 +1,9 @@
 """`python -m lom.report LOG_PATH`: print the results table and write results.md, results.csv and learning_curves.png.
 
 `python -m lom.report --modes RUN_DIR`: draw which mixture component one LOM run imitates, to RUN_DIR/modes.png.
+
+`python -m lom.report LOG_PATH --status`: list every run of a sweep as done / running / interrupted / failed / not
+started, with its last step and score.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from lom.errors import LOMError
 from lom.io import atomic_path
 from lom.report.curves import plot_learning_curves
 from lom.report.runs import Run, column_labels, find_runs
+from lom.report.status import format_status, sweep_status
 from lom.report.table import attach_paper_scores, build_table, format_csv, format_markdown
 
 REPORT_DIR = "report"
@@ -31,7 +35,12 @@ class ModesConfig:
     run_dir: Path
 
 
-def parse_args(argv: list[str] | None = None) -> ReportConfig | ModesConfig:
+@dataclass(frozen=True)
+class StatusConfig:
+    log_path: Path
+
+
+def parse_args(argv: list[str] | None = None) -> ReportConfig | ModesConfig | StatusConfig:
     parser = OneLineParser(
         prog="python -m lom.report",
         description="Summarise the runs under LOG_PATH: final normalised score per dataset and agent "
@@ -46,6 +55,12 @@ def parse_args(argv: list[str] | None = None) -> ReportConfig | ModesConfig:
         help="instead of a report: draw the mixture components of this LOM run folder and which one it selects",
     )
     parser.add_argument(
+        "--status",
+        action="store_true",
+        help="instead of a report: list every run of the sweep in LOG_PATH as done, running, interrupted, failed "
+        "or not started, with its last evaluated step and score",
+    )
+    parser.add_argument(
         "--include_incomplete",
         action="store_true",
         help="also count runs without results.json, scored by their latest evaluation",
@@ -55,11 +70,15 @@ def parse_args(argv: list[str] | None = None) -> ReportConfig | ModesConfig:
     )
     args = parser.parse_args(argv)
     if args.modes is not None:
-        if args.log_path is not None or args.include_incomplete or args.paper_scores is not None:
-            parser.error("--modes RUN_DIR takes no LOG_PATH, --include_incomplete or --paper_scores")
+        if args.log_path is not None or args.include_incomplete or args.paper_scores is not None or args.status:
+            parser.error("--modes RUN_DIR takes no LOG_PATH, --status, --include_incomplete or --paper_scores")
         return ModesConfig(args.modes)
     if args.log_path is None:
         parser.error("the following arguments are required: log_path (or --modes RUN_DIR)")
+    if args.status:
+        if args.include_incomplete or args.paper_scores is not None:
+            parser.error("--status takes no --include_incomplete or --paper_scores")
+        return StatusConfig(args.log_path)
     return ReportConfig(args.log_path, args.include_incomplete, args.paper_scores)
 
 
@@ -118,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     if isinstance(config, ModesConfig):
         return draw_modes(config.run_dir)
+    if isinstance(config, StatusConfig):
+        return print_status(config.log_path)
     try:
         markdown = write_report(config)
     except LOMError as e:
@@ -125,6 +146,23 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(markdown)
     print(f"wrote {config.log_path / REPORT_DIR}/results.md, results.csv, learning_curves.png")
+    return 0
+
+
+def print_status(log_path: Path) -> int:
+    if not log_path.is_dir():
+        print(f"error: {log_path} is not a directory — pass the LOG_PATH of the sweep", file=sys.stderr)
+        return 1
+    try:
+        statuses = sweep_status(log_path)
+    except LOMError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if not statuses:
+        print(f"error: no runs planned or started under {log_path} — start a sweep with run_baselines.sh",
+              file=sys.stderr)
+        return 1
+    print(format_status(statuses, log_path))
     return 0
 
 

@@ -48,19 +48,24 @@ def find_runs(log_path: str | Path) -> list[Run]:
     root = Path(log_path)
     if not root.is_dir():
         raise LOMError(f"{root} is not a directory — pass the --log_path folder that train.py wrote to")
-    configs = [p for p in sorted(root.rglob("config.json")) if RUN_DIR_NAME.fullmatch(p.parent.name)]
-    runs = [load_run(p.parent) for p in configs if _is_run_config(p)]
+    runs = [load_run(folder) for folder in run_folders(root)]
     if not runs:
         raise LOMError(f"no runs found under {root} — train some first (train.py or run_baselines.sh)")
     return runs
 
 
+def run_folders(root: Path) -> list[Path]:
+    """The run folders under `root`, sorted: seed<S> folders whose config.json names agent, dataset and seed."""
+    configs = [p for p in sorted(root.rglob("config.json")) if RUN_DIR_NAME.fullmatch(p.parent.name)]
+    return [p.parent for p in configs if _is_run_config(p)]
+
+
 def load_run(run_dir: Path) -> Run:
-    config = _read_json(run_dir / "config.json")
+    config = read_json(run_dir / "config.json")
     results_path = run_dir / "results.json"
     final_score = None
     if results_path.exists():
-        results = _read_json(results_path)
+        results = read_json(results_path)
         if "final_normalized_score" not in results:
             raise LOMError(f"{results_path} has no final_normalized_score — re-run that training with --resume")
         final_score = float(results["final_normalized_score"])
@@ -116,11 +121,11 @@ def column_labels(runs: list[Run]) -> list[str]:
 
 
 def _is_run_config(path: Path) -> bool:
-    config = _read_json(path)
+    config = read_json(path)
     return isinstance(config, dict) and all(k in config for k in REQUIRED_CONFIG_KEYS)
 
 
-def _read_json(path: Path):
+def read_json(path: Path):
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
