@@ -22,11 +22,20 @@ export STEPS=50000 GMM_STEPS=10000 EVAL_EVERY=5000 EVAL_EPISODES=10 LOG_PATH="$w
 declare -A sac_steps=([HalfCheetah]=300000 [Hopper]=300000 [Walker2d]=300000)
 
 cd "$repo"
+# 1. The datasets: one single-threaded collection per environment, side by side.
+pids=()
+for env in "${envs[@]}"; do
+    lower="${env,,}"
+    python -m lom.collect --env "$env-v4" --steps "${sac_steps[$env]}" --transitions 200000 --threads 1 \
+        --no_progress --out "$data/collect_$lower" >"$data/collect_$lower.log" 2>&1 &
+    pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid" || { echo "a collection failed: see $data/collect_*.log" >&2; exit 1; }; done
+
+# 2. The runs, environment by environment (run_baselines.sh runs two at a time on 2 cores).
 for env in "${envs[@]}"; do
     lower="${env,,}"
     file="$data/collect_$lower/$lower-v4_full-replay.hdf5"
-    python -m lom.collect --env "$env-v4" --steps "${sac_steps[$env]}" --transitions 200000 --threads 1 \
-        --no_progress --out "$data/collect_$lower"
     DATASETS="$env-v4" SEEDS="0 1 2" AGENTS="LOM IQL BC" bash run_baselines.sh --dataset_path "$file"
     DATASETS="$env-v4" SEEDS="0" AGENTS="TD3BC" bash run_baselines.sh --dataset_path "$file"
     # The authors' released agent: sarsa critic, weight against Q(s, π(s)), no reward scaling.
