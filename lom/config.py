@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class LOMHyperParams:
-    """The values the paper tunes per dataset (shared README §1, table)."""
+    """The values the paper tunes per dataset (the paper's hyper-parameter table; README "Hyper-parameters")."""
 
     num_components: int = 5  # N: mixture components
     num_critics: int = 2  # K: critic ensemble size
@@ -93,6 +93,8 @@ REWARD_SCALINGS = ("auto", "return_range", "none")
 RETURN_RANGE_TARGET = 1000.0
 RETURN_RANGE_AGENTS = ("IQL",)
 LOCOMOTION_ENVS = ("HalfCheetah", "Hopper", "Walker2d")
+# The agents `--agent` accepts; lom.agents.AGENTS maps each name to its class (config sits below the agents).
+AGENT_NAMES = ("LOM", "BC", "IQL", "TD3BC")
 
 
 @dataclass
@@ -122,7 +124,7 @@ class TrainConfig:
     smooth_noise: float | None = None
     weight_clip: float | None = None
     min_component_weight: float | None = None
-    # Shared optimisation settings (shared README §1).
+    # Optimisation settings, the same for every dataset.
     discount: float = 0.99
     normalise: bool = True
     reward_scaling: str = "auto"
@@ -162,7 +164,6 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Refuse values that cannot work, with one line naming the flag."""
-        from lom.agents import AGENTS
         from lom.errors import LOMError
         from lom.networks import MODE_VALUE_NETS
 
@@ -170,7 +171,7 @@ class TrainConfig:
             if not ok:
                 raise LOMError(message)
 
-        need(self.agent in AGENTS, f"--agent {self.agent!r} is unknown: choose one of {', '.join(AGENTS)}")
+        need(self.agent in AGENT_NAMES, f"--agent {self.agent!r} is unknown: choose one of {', '.join(AGENT_NAMES)}")
         need(self.critic in CRITICS, f"--critic {self.critic!r} is unknown: choose one of {', '.join(CRITICS)}")
         need(self.weight_baseline in WEIGHT_BASELINES,
              f"--weight_baseline {self.weight_baseline!r} is unknown: choose one of {', '.join(WEIGHT_BASELINES)}")

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
 
 import gymnasium
 import numpy as np
 
+from lom.data.minari_source import recover_minari_env
+from lom.data.types import DatasetSpec
 from lom.envs import fork
 from lom.errors import LOMError
-
-if TYPE_CHECKING:
-    from lom.data.types import DatasetSpec
 
 fork.register_env()
 
@@ -40,8 +38,6 @@ def make_vector_env(spec: DatasetSpec, num_envs: int, seed: int) -> gymnasium.ve
 def _make(spec: DatasetSpec) -> gymnasium.Env:
     if spec.source == "minari":
         # The dataset records its env with any non-default constructor arguments; rebuild exactly that one.
-        from lom.data.minari_source import recover_minari_env
-
         return recover_minari_env(spec)
     kwargs = {"max_episode_steps": spec.max_episode_steps} if spec.max_episode_steps else {}
     try:
