@@ -4,8 +4,8 @@ import gymnasium
 import numpy as np
 import pytest
 
-from lom.data.types import DatasetSpec
 from lom.data import fork_dataset
+from lom.data.types import DatasetSpec
 from lom.envs import make_env, make_vector_env
 from lom.errors import LOMError
 
@@ -15,8 +15,9 @@ def spec_for(env_id, max_episode_steps=None):
                        max_episode_steps=max_episode_steps)
 
 
-FORK = DatasetSpec(name=fork_dataset.DATASET_NAME, source="builtin", env_id=fork_dataset.ENV_ID, ref_min_score=fork_dataset.REF_MIN_SCORE,
-                   ref_max_score=fork_dataset.REF_MAX_SCORE, max_episode_steps=fork_dataset.MAX_EPISODE_STEPS)
+FORK = DatasetSpec(name=fork_dataset.DATASET_NAME, source="builtin", env_id=fork_dataset.ENV_ID,
+                   ref_min_score=fork_dataset.REF_MIN_SCORE, ref_max_score=fork_dataset.REF_MAX_SCORE,
+                   max_episode_steps=fork_dataset.MAX_EPISODE_STEPS)
 SHAPES = [("HalfCheetah-v4", 17, 6), ("Hopper-v4", 11, 3), ("Walker2d-v4", 17, 6), (fork_dataset.ENV_ID, 2, 2)]
 
 
@@ -99,3 +100,13 @@ def test_discrete_action_env_is_rejected():
 def test_vector_env_needs_at_least_one_copy():
     with pytest.raises(LOMError, match="num_envs"):
         make_vector_env(FORK, num_envs=0, seed=0)
+
+
+def test_mujoco_hides_its_settotalmass_notice_but_still_prints_other_warnings(capfd):
+    env = make_env(spec_for("HalfCheetah-v4"), seed=0)
+    env.unwrapped.data.qvel[:] = np.nan  # MuJoCo warns about an unstable simulation at the next step
+    env.step(np.zeros(6, dtype=np.float32))
+    env.close()
+    printed = capfd.readouterr()
+    assert "settotalmass" not in printed.out + printed.err
+    assert "Nan, Inf or huge value in QVEL" in printed.err

@@ -10,6 +10,7 @@ import numpy as np
 from lom.data.minari_source import recover_minari_env
 from lom.data.types import DatasetSpec
 from lom.envs import fork
+from lom.envs.mujoco_notices import hide_known_mujoco_notices
 from lom.errors import LOMError
 
 fork.register_env()
@@ -36,6 +37,7 @@ def make_vector_env(spec: DatasetSpec, num_envs: int, seed: int) -> gymnasium.ve
 
 
 def _make(spec: DatasetSpec) -> gymnasium.Env:
+    hide_known_mujoco_notices()
     if spec.source == "minari":
         # The dataset records its env with any non-default constructor arguments; rebuild exactly that one.
         return recover_minari_env(spec)
