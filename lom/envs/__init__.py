@@ -25,6 +25,15 @@ def make_env(spec: DatasetSpec, seed: int | None = None) -> gymnasium.Env:
     return env
 
 
+def action_bounds(spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The env's own action bounds: make_env's env takes actions in [-1, 1] and maps them linearly onto these."""
+    env = _make(spec)
+    try:
+        return env.action_space.low, env.action_space.high
+    finally:
+        env.close()
+
+
 def make_vector_env(spec: DatasetSpec, num_envs: int, seed: int) -> gymnasium.vector.VectorEnv:
     """`num_envs` copies in a SyncVectorEnv (gymnasium's default next-step autoreset), already reset with `seed`
     (copy i gets seed + i), so the first reset() afterwards, with or without a seed, is deterministic."""
