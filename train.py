@@ -16,8 +16,10 @@ def main() -> None:
         print(run_directory_for(cfg, resolve_dataset(cfg.env_name, cfg.dataset_path).name))
         return
 
-    from lom.trainer import Trainer  # after parsing, so --help stays fast
+    from lom.threads import set_torch_threads  # after parsing, so --help stays fast
+    from lom.trainer import Trainer
 
+    set_torch_threads()
     Trainer(cfg).run()
 
 

@@ -169,6 +169,7 @@ class Trainer:
             "obs_dim": transitions.obs_dim,
             "act_dim": transitions.act_dim,
             "device_used": str(self.device),
+            "cpu_threads": torch.get_num_threads(),
             "hyperparameters": self.agent.hyperparameters(),
         }
 

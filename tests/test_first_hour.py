@@ -3,7 +3,9 @@ one line before any training step."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -13,6 +15,7 @@ import pytest
 import torch
 from d4rl_server import write_tiny_d4rl_file
 
+from lom import threads
 from lom.agents import AGENTS
 from lom.config import AGENT_NAMES
 from lom.errors import LOMError
@@ -41,6 +44,8 @@ def test_a_halfcheetah_run_prints_no_settotalmass_notice(env, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "final normalised score" in out.stdout
     assert "settotalmass" not in out.stdout + out.stderr
+    run_dir = Path(re.search(r"results in (.*)/results.json", out.stdout).group(1))
+    assert json.loads((run_dir / "config.json").read_text())["cpu_threads"] == 1  # OMP_NUM_THREADS=1 is kept
 
 
 @pytest.mark.parametrize("obs_dim, act_dim, sizes", [(11, 6, ("11-dimensional observations", "observes 17")),
@@ -85,3 +90,20 @@ def test_a_mixture_with_other_components_or_actions_names_both_sizes():
 
 def test_every_agent_name_the_flags_accept_has_an_agent():
     assert tuple(AGENTS) == AGENT_NAMES
+
+
+def test_torch_gets_the_cores_other_processes_leave_free_unless_omp_num_threads_says(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    for load, free in ((0.2, 2), (1.3, 1), (6.0, 1)):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+        assert threads.free_cores() == free
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+        assert threads.set_torch_threads() == 2 == torch.get_num_threads()
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        torch.set_num_threads(3)
+        assert threads.set_torch_threads() == 3
+    finally:
+        torch.set_num_threads(before)
