@@ -57,6 +57,7 @@ from lom.errors import LOMError  # noqa: E402
 from lom.evaluation import evaluate  # noqa: E402
 from lom.io import write_json  # noqa: E402
 from lom.networks import DeterministicActor  # noqa: E402
+from lom.threads import free_cores  # noqa: E402
 from lom.trainer import LossWindow, pick_device  # noqa: E402
 
 DATASET = "halfcheetah-full-replay-v2"
@@ -478,11 +479,6 @@ def verdict(rows: list[Row]) -> list[str]:
     if by_key["gmm"].ratio < GMM_TARGET:
         misses.append(f"gmm {by_key['gmm'].ratio:.2f}x < {GMM_TARGET:g}x")
     return misses
-
-
-def free_cores() -> int:
-    """Cores this process may use minus the 1-minute load average of the machine, at least one."""
-    return max(1, len(os.sched_getaffinity(0)) - round(os.getloadavg()[0]))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -8,19 +8,26 @@ import sys
 import typing
 from typing import NoReturn
 
-from lom.config import TrainConfig
+from lom.config import PAPER_SCHEDULE, SCHEDULES, TrainConfig
 from lom.errors import EXIT_INTERRUPTED, LOMError, TrainingStopped
+
+
+def per_dataset(field: str) -> str:
+    """"(default: X; <dataset>: Y)" for a schedule field, read from the one table in lom.config."""
+    exceptions = "".join(f"; {name}: {getattr(schedule, field):,}" for name, schedule in SCHEDULES.items())
+    return f"(default: {getattr(PAPER_SCHEDULE, field):,}{exceptions})"
+
 
 FLAG_HELP = {
     "env_name": "dataset to train on: a D4RL name (e.g. halfcheetah-medium-replay-v2, any case), multimodal-fork-v0 "
                 "(built in, the default), minari:<dataset id>, or with --dataset_path a gymnasium env id",
     "dataset_path": "train on this D4RL-format HDF5 file instead of downloading (--env_name names its env)",
     "agent": "LOM, or a baseline: BC, IQL, TD3BC",
-    "seed": "random seed; a CPU run with the same seed is repeatable bit for bit",
-    "training_steps": "main training steps (default: 1,000,000; multimodal-fork-v0: 5,000)",
-    "gmm_steps": "LOM: behaviour-mixture pre-training steps (default: 200,000; multimodal-fork-v0: 2,000)",
+    "seed": "random seed; a CPU run with the same seed and number of threads is repeatable bit for bit",
+    "training_steps": f"main training steps {per_dataset('training_steps')}",
+    "gmm_steps": f"LOM: behaviour-mixture pre-training steps {per_dataset('gmm_steps')}",
     "gmm_path": "LOM: load a trained behaviour mixture (a run's gmm.pt) instead of pre-training",
-    "eval_every": "evaluate every this many training steps (default: 10,000; multimodal-fork-v0: 500)",
+    "eval_every": f"evaluate every this many training steps {per_dataset('eval_every')}",
     "eval_episodes": "episodes per evaluation, run in parallel",
     "checkpoint_every": "write checkpoint.pt every this many steps (and always at the end)",
     "log_every": "read losses back from the device (and check them for NaN) every this many steps",
@@ -42,9 +49,10 @@ FLAG_HELP = {
     "reward_scaling": "auto (IQL on HalfCheetah/Hopper/Walker2d data: return_range; else none), return_range "
                       "(rewards × 1000 / (highest − lowest episode return)) or none",
     "tau": "Polyak averaging rate of target networks",
-    "gmm_batch_size": "batch size of behaviour-mixture pre-training",
+    "gmm_batch_size": f"batch size of behaviour-mixture pre-training {per_dataset('gmm_batch_size')}",
     "critic_batch_size": "LOM critic batch size",
-    "mode_batch_size": "LOM mode-value batch size (states; each is scored for every component)",
+    "mode_batch_size": "LOM mode-value batch size, in states, each scored for every component "
+                       f"{per_dataset('mode_batch_size')}",
     "actor_batch_size": "LOM actor batch size",
     "gmm_lr": "Adam learning rate of the behaviour mixture",
     "critic_lr": "Adam learning rate of LOM's critic",

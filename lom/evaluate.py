@@ -29,6 +29,7 @@ class LoadedRun:
     agent: Agent
     normalizer: ObservationNormalizer
     record: dict  # config.json as written by the run
+    progress: dict  # phase and step of the checkpoint the networks come from
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
@@ -37,6 +38,9 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise LOMError(f"{run_dir} is not a run folder (no config.json); pass a folder printed by train.py")
+    if not (run_dir / checkpoint.CHECKPOINT_NAME).is_file():
+        raise LOMError(f"{run_dir} holds no {checkpoint.CHECKPOINT_NAME}: the run stopped before saving its networks;"
+                       " run train.py with the same flags (add --resume) first")
     record = json.loads(config_path.read_text())
     cfg = TrainConfig(**{f.name: record[f.name] for f in dataclasses.fields(TrainConfig) if f.name in record})
     spec = resolve_dataset(cfg.env_name, cfg.dataset_path)
@@ -47,7 +51,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     agent.eval()
     normalizer = ObservationNormalizer(torch.zeros(record["obs_dim"]), torch.ones(record["obs_dim"]))
     normalizer.load_state_dict(state["normalizer"])
-    return LoadedRun(run_dir, cfg, spec, agent, normalizer.to(torch_device), record)
+    return LoadedRun(run_dir, cfg, spec, agent, normalizer.to(torch_device), record, state["progress"])
 
 
 def main() -> None:

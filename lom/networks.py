@@ -105,7 +105,18 @@ class GaussianMixture(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, components: int, hidden: Sequence[int] = (512, 512)):
         super().__init__()
         self.act_dim, self.components = act_dim, components
-        self.net = mlp(obs_dim, hidden, components * (2 * act_dim + 1))
+        self.net = mlp(obs_dim, hidden, self.outputs(components, act_dim))
+
+    @staticmethod
+    def outputs(components: int, act_dim: int) -> int:
+        """Numbers per state: each component's mean and log-std per action dimension, and its logit."""
+        return components * (2 * act_dim + 1)
+
+    @staticmethod
+    def sizes(state: dict[str, torch.Tensor]) -> tuple[int, int]:
+        """(observation size, outputs per state) of a saved mixture, read from its first and last layers."""
+        weights = [w for name, w in state.items() if name.endswith("weight")]
+        return weights[0].shape[1], weights[-1].shape[0]
 
     def forward(self, obs: torch.Tensor):
         out = self.net(obs)

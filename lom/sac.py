@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from lom.envs.mujoco_notices import hide_known_mujoco_notices
 from lom.errors import LOMError
 from lom.io import atomic_path
 
@@ -64,6 +65,7 @@ class OnlineConfig:
 def make_env(env_id: str, max_episode_steps: int | None = None) -> gymnasium.Env:
     """gymnasium.make with its own TimeLimit, actions rescaled so that the policy acts in [-1, 1]."""
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+    hide_known_mujoco_notices()
     try:
         env = gymnasium.make(env_id, **kwargs)
     except gymnasium.error.Error as e:

@@ -32,6 +32,7 @@ from lom.data.transitions import return_range_scale
 from lom.data.types import DatasetSpec
 from lom.errors import EXIT_INTERRUPTED, EXIT_STOPPED, LOMError, TrainingStopped
 from lom.evaluation import evaluate
+from lom.fit import check_env_fit, check_mixture_fit
 from lom.io import write_json
 from lom.run_lock import RunLock
 from lom.run_logging import RunLogger, run_directory_for
@@ -152,6 +153,11 @@ class Trainer:
     def prepare(self) -> None:
         cfg = self.cfg
         print(f"run folder: {self.run_dir}", flush=True)
+        transitions = load_transitions(self.spec)
+        check_env_fit(self.spec, transitions.obs_dim, transitions.act_dim)
+        mixture = checkpoint.load(cfg.gmm_path) if cfg.gmm_path and cfg.agent == "LOM" else None
+        if mixture is not None:
+            check_mixture_fit(mixture, cfg.gmm_path, transitions.obs_dim, transitions.act_dim, cfg.num_components)
         resume_from = self.run_dir / checkpoint.CHECKPOINT_NAME
         if not cfg.resume and self.run_dir.exists() and any(self.run_dir.iterdir()):
             moved = self.run_dir.with_name(f"{self.run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -161,14 +167,13 @@ class Trainer:
 
         checkpoint.seed_everything(cfg.seed)
         self.device = pick_device(cfg.device)
-        transitions = load_transitions(self.spec)
         self.normalizer = ObservationNormalizer.fit(transitions.observations, cfg.normalise).to(self.device)
         self.reward_scale = (return_range_scale(transitions, RETURN_RANGE_TARGET)
                              if cfg.scales_rewards(self.spec.env_id) else 1.0)
         self.data = DeviceDataset(transitions, self.normalizer, self.device, self.reward_scale)
         self.agent: Agent = make_agent(cfg, self.data.obs_dim, self.data.act_dim).to(self.device)
-        if cfg.gmm_path and cfg.agent == "LOM":
-            self.agent.load_behaviour_model(checkpoint.load(cfg.gmm_path, map_location=self.device))
+        if mixture is not None:
+            self.agent.load_behaviour_model(mixture)
         if cfg.compile:
             self.agent.compile_networks()
         self.config_record = self._config_record(transitions)
@@ -200,6 +205,7 @@ class Trainer:
             "obs_dim": transitions.obs_dim,
             "act_dim": transitions.act_dim,
             "device_used": str(self.device),
+            "cpu_threads": torch.get_num_threads(),
             "hyperparameters": self.agent.hyperparameters(),
         }
 

@@ -109,10 +109,10 @@ def test_tiny_file_loads_through_a_file_spec(tmp_path):
 
 
 def test_builtin_dataset_loads_the_fork_file(tmp_path, monkeypatch):
-    from lom.envs import fork
+    from lom.data import fork_dataset
 
     path = write_tiny_d4rl_file(tmp_path / "fork.hdf5", obs_dim=3, act_dim=2)
-    monkeypatch.setattr(fork, "fork_dataset_path", lambda seed=0: path)
+    monkeypatch.setattr(fork_dataset, "fork_dataset_path", lambda seed=0: path)
     transitions = load_transitions(resolve_dataset("multimodal-fork-v0"), progress=False)
     assert (transitions.obs_dim, transitions.act_dim) == (3, 2)
 

@@ -62,12 +62,12 @@ def test_typo_is_refused_in_one_line_with_the_closest_names(typo, closest):
 
 
 def test_builtin_fork_resolves_from_the_env_module():
-    from lom.envs import fork
+    from lom.data import fork_dataset
 
     spec = resolve_dataset("Multimodal-Fork-v0")
-    assert (spec.name, spec.source, spec.env_id) == (fork.DATASET_NAME, "builtin", fork.ENV_ID)
-    assert (spec.ref_min_score, spec.ref_max_score) == (fork.REF_MIN_SCORE, fork.REF_MAX_SCORE)
-    assert spec.max_episode_steps == fork.MAX_EPISODE_STEPS
+    assert (spec.name, spec.source, spec.env_id) == (fork_dataset.DATASET_NAME, "builtin", fork_dataset.ENV_ID)
+    assert (spec.ref_min_score, spec.ref_max_score) == (fork_dataset.REF_MIN_SCORE, fork_dataset.REF_MAX_SCORE)
+    assert spec.max_episode_steps == fork_dataset.MAX_EPISODE_STEPS
 
 
 def test_file_with_d4rl_name_keeps_env_and_reference_scores(tmp_path):

@@ -4,8 +4,9 @@ import gymnasium
 import numpy as np
 import pytest
 
+from lom.data import fork_dataset
 from lom.data.types import DatasetSpec
-from lom.envs import fork, make_env, make_vector_env
+from lom.envs import make_env, make_vector_env
 from lom.errors import LOMError
 
 
@@ -14,9 +15,10 @@ def spec_for(env_id, max_episode_steps=None):
                        max_episode_steps=max_episode_steps)
 
 
-FORK = DatasetSpec(name=fork.DATASET_NAME, source="builtin", env_id=fork.ENV_ID, ref_min_score=fork.REF_MIN_SCORE,
-                   ref_max_score=fork.REF_MAX_SCORE, max_episode_steps=fork.MAX_EPISODE_STEPS)
-SHAPES = [("HalfCheetah-v4", 17, 6), ("Hopper-v4", 11, 3), ("Walker2d-v4", 17, 6), (fork.ENV_ID, 2, 2)]
+FORK = DatasetSpec(name=fork_dataset.DATASET_NAME, source="builtin", env_id=fork_dataset.ENV_ID,
+                   ref_min_score=fork_dataset.REF_MIN_SCORE, ref_max_score=fork_dataset.REF_MAX_SCORE,
+                   max_episode_steps=fork_dataset.MAX_EPISODE_STEPS)
+SHAPES = [("HalfCheetah-v4", 17, 6), ("Hopper-v4", 11, 3), ("Walker2d-v4", 17, 6), (fork_dataset.ENV_ID, 2, 2)]
 
 
 @pytest.mark.parametrize(("env_id", "obs_dim", "act_dim"), SHAPES)
@@ -65,7 +67,7 @@ def test_actions_are_rescaled_to_the_env_bounds():
 
 
 def test_max_episode_steps_from_the_spec_truncates_episodes():
-    env = make_env(spec_for(fork.ENV_ID, max_episode_steps=3), seed=0)
+    env = make_env(spec_for(fork_dataset.ENV_ID, max_episode_steps=3), seed=0)
     env.reset()
     results = [env.step(np.zeros(2, dtype=np.float32)) for _ in range(3)]
     assert [r[3] for r in results] == [False, False, True]
@@ -73,7 +75,7 @@ def test_max_episode_steps_from_the_spec_truncates_episodes():
 
 def test_fork_spec_uses_the_registered_time_limit():
     env = make_env(FORK)
-    assert env.spec.max_episode_steps == fork.MAX_EPISODE_STEPS
+    assert env.spec.max_episode_steps == fork_dataset.MAX_EPISODE_STEPS
 
 
 def test_unknown_env_is_a_friendly_error():
@@ -98,3 +100,13 @@ def test_discrete_action_env_is_rejected():
 def test_vector_env_needs_at_least_one_copy():
     with pytest.raises(LOMError, match="num_envs"):
         make_vector_env(FORK, num_envs=0, seed=0)
+
+
+def test_mujoco_hides_its_settotalmass_notice_but_still_prints_other_warnings(capfd):
+    env = make_env(spec_for("HalfCheetah-v4"), seed=0)
+    env.unwrapped.data.qvel[:] = np.nan  # MuJoCo warns about an unstable simulation at the next step
+    env.step(np.zeros(6, dtype=np.float32))
+    env.close()
+    printed = capfd.readouterr()
+    assert "settotalmass" not in printed.out + printed.err
+    assert "Nan, Inf or huge value in QVEL" in printed.err

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from lom.envs import fork, fork_behaviour as behaviour, fork_world as world
+import lom.envs  # noqa: F401  (registers the fork's env id with gymnasium)
+from lom.data import fork_behaviour as behaviour, fork_dataset, fork_world as world
 from lom.errors import LOMError
 
 
@@ -29,7 +30,7 @@ def episodes(data):
 
 
 def test_dataset_has_three_distinct_action_modes_at_the_start():
-    data = read(fork.fork_dataset_path(0))
+    data = read(fork_dataset.fork_dataset_path(0))
     starts, _ = episodes(data)
     first_actions, modes = data["actions"][starts], data["infos/mode"][starts]
     assert np.all(np.abs(data["observations"][starts]) <= world.START_JITTER)  # all modes share the start states
@@ -45,7 +46,7 @@ def test_dataset_has_three_distinct_action_modes_at_the_start():
 
 
 def test_modes_have_clearly_different_returns():
-    data = read(fork.fork_dataset_path(0))
+    data = read(fork_dataset.fork_dataset_path(0))
     starts, ends = episodes(data)
     returns = np.add.reduceat(data["rewards"], starts)
     modes = data["infos/mode"][starts]
@@ -55,7 +56,7 @@ def test_modes_have_clearly_different_returns():
 
 
 def test_dataset_rows_chain_within_episodes_and_every_episode_ends_once():
-    data = read(fork.fork_dataset_path(0))
+    data = read(fork_dataset.fork_dataset_path(0))
     starts, ends = episodes(data)
     assert ends[-1] == len(data["rewards"]) - 1
     assert not np.any(data["terminals"] & data["timeouts"])
@@ -66,35 +67,35 @@ def test_dataset_rows_chain_within_episodes_and_every_episode_ends_once():
 
 
 def test_same_seed_gives_the_same_dataset_and_another_seed_a_different_one(cache, monkeypatch, tmp_path):
-    first = read(fork.fork_dataset_path(0))
+    first = read(fork_dataset.fork_dataset_path(0))
     monkeypatch.setenv("LOM_CACHE_DIR", str(tmp_path / "other"))
-    again, other = read(fork.fork_dataset_path(0)), read(fork.fork_dataset_path(1))
+    again, other = read(fork_dataset.fork_dataset_path(0)), read(fork_dataset.fork_dataset_path(1))
     for key in first:
         np.testing.assert_array_equal(first[key], again[key])
     assert len(first["rewards"]) != len(other["rewards"]) or not np.array_equal(first["actions"], other["actions"])
 
 
 def test_cached_dataset_is_reused_and_a_corrupt_one_regenerated(monkeypatch):
-    path = fork.fork_dataset_path(0)
+    path = fork_dataset.fork_dataset_path(0)
     original = path.read_bytes()
 
     def fail(*args):
         raise AssertionError("regenerated a valid cached dataset")
 
     with monkeypatch.context() as patch:
-        patch.setattr(fork, "_write_dataset", fail)
-        assert fork.fork_dataset_path(0) == path
+        patch.setattr(fork_dataset, "_write_dataset", fail)
+        assert fork_dataset.fork_dataset_path(0) == path
     path.write_bytes(original[:1000])
-    assert fork.fork_dataset_path(0) == path
+    assert fork_dataset.fork_dataset_path(0) == path
     assert path.read_bytes() == original
 
 
 def test_dataset_metadata_carries_env_and_reference_scores():
-    with h5py.File(fork.fork_dataset_path(3), "r") as f:
-        assert f["metadata/env_id"][()].decode() == fork.ENV_ID
+    with h5py.File(fork_dataset.fork_dataset_path(3), "r") as f:
+        assert f["metadata/env_id"][()].decode() == fork_dataset.ENV_ID
         assert int(f["metadata/seed"][()]) == 3
-        assert f["metadata/ref_min_score"][()] == fork.REF_MIN_SCORE
-        assert f["metadata/ref_max_score"][()] == fork.REF_MAX_SCORE
+        assert f["metadata/ref_min_score"][()] == fork_dataset.REF_MIN_SCORE
+        assert f["metadata/ref_max_score"][()] == fork_dataset.REF_MAX_SCORE
 
 
 def test_unwritable_cache_is_a_friendly_error(cache, monkeypatch):
@@ -103,7 +104,7 @@ def test_unwritable_cache_is_a_friendly_error(cache, monkeypatch):
     blocker.write_text("not a folder")
     monkeypatch.setenv("LOM_CACHE_DIR", str(blocker))
     with pytest.raises(LOMError, match="LOM_CACHE_DIR"):
-        fork.fork_dataset_path(0)
+        fork_dataset.fork_dataset_path(0)
 
 
 @pytest.mark.parametrize("weights", [None, (2.0, 1.0, 0.5), (3.8, 1.0, 0.46), (0.38, 0.45, 0.21)])
@@ -122,8 +123,8 @@ def test_each_noise_free_mode_passes_its_own_gap():
 def test_reference_scores_match_a_fresh_measurement():
     random_return = behaviour.mean_return(behaviour.uniform_policy(np.random.default_rng(7)), 50_000, seed=7)
     best = behaviour.behaviour_policy(np.zeros(20_000, dtype=int), np.random.default_rng(7))
-    assert random_return == pytest.approx(fork.REF_MIN_SCORE, abs=5e-4)
-    assert behaviour.mean_return(best, 20_000, seed=7) == pytest.approx(fork.REF_MAX_SCORE, abs=2e-3)
+    assert random_return == pytest.approx(fork_dataset.REF_MIN_SCORE, abs=5e-4)
+    assert behaviour.mean_return(best, 20_000, seed=7) == pytest.approx(fork_dataset.REF_MAX_SCORE, abs=2e-3)
 
 
 def test_diagonal_exit_pays_the_gap_it_left_by():
@@ -149,13 +150,13 @@ def test_sliding_sideways_inside_a_gap_into_the_wall_crashes():
 
 
 def test_env_passes_gymnasium_checks_and_is_registered():
-    env = gymnasium.make(fork.ENV_ID)
-    assert env.spec.max_episode_steps == fork.MAX_EPISODE_STEPS
+    env = gymnasium.make(fork_dataset.ENV_ID)
+    assert env.spec.max_episode_steps == fork_dataset.MAX_EPISODE_STEPS
     check_env(env.unwrapped, skip_render_check=True)
 
 
 def test_env_pays_the_best_gap_to_its_mode_and_nothing_to_the_average():
-    env = gymnasium.make(fork.ENV_ID)
+    env = gymnasium.make(fork_dataset.ENV_ID)
     for policy, expected in ((lambda p: behaviour.mode_actions(p, np.zeros(1, int)), 1.0),
                              (behaviour.mean_of_modes_policy(), 0.0)):
         obs, _ = env.reset(seed=0)

@@ -52,7 +52,7 @@ def test_mixture_recovers_three_known_modes():
     actions = true_means[labels] + 0.05 * rng.standard_normal((6000, 2))
     obs = rng.standard_normal((6000, 1)) * 0.01  # one state: a pure 3-mode action distribution
     data = DeviceDataset(make_transitions(obs, actions), ObservationNormalizer.fit(obs, False), torch.device("cpu"))
-    agent = LOMAgent(1, 2, lom_config(num_components=3, gmm_lr=3e-3))
+    agent = LOMAgent(1, 2, lom_config(num_components=3, gmm_lr=3e-3, gmm_batch_size=512))
     first = agent.pretrain_step(data)["gmm/nll"].item()
     for _ in range(1000):
         last = agent.pretrain_step(data)["gmm/nll"].item()

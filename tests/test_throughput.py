@@ -17,7 +17,7 @@ from lom.batches import DeviceDataset, ObservationNormalizer
 from lom.config import TrainConfig
 from lom.data import load_transitions, resolve_dataset
 from lom.data.types import Transitions
-from lom.envs import fork_behaviour
+from lom.data import fork_behaviour
 from lom.networks import CPU_BLOCK_ROWS, OneHotModeValue, QEnsemble
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"
@@ -43,7 +43,7 @@ def test_fast_step_gives_the_same_losses_as_the_plain_step(critic, mode_net):
     """Cached mixture, batched Q over actions (in several blocks here), fused Adam vs none of them: same losses."""
     data = random_data()
     # 1024 mode states x 4 components is more rows than one CPU block, so the blocked path is exercised.
-    cfg = config(critic=critic, mode_net=mode_net, num_components=4, num_critics=2, ac_rand=0.2)
+    cfg = config(critic=critic, mode_net=mode_net, num_components=4, num_critics=2, ac_rand=0.2, mode_batch_size=1024)
     assert cfg.mode_batch_size * cfg.num_components > CPU_BLOCK_ROWS
     runs = []
     for fast in (True, False):

@@ -43,6 +43,11 @@ class Agent(nn.Module):
         """Deterministic evaluation action for standardised states."""
         raise NotImplementedError
 
+    def policy_network(self) -> nn.Module:
+        """The network `act` evaluates, standardised states -> actions in [-1, 1]: what `lom.export` writes out.
+        Every agent here keeps it as `actor`."""
+        return self.actor
+
     def hyperparameters(self) -> dict:
         return dataclasses.asdict(self.hp)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from lom.data.d4rl_file import read_d4rl_arrays
 from lom.data.download import ensure_dataset_file
+from lom.data import fork_dataset
+from lom.data.minari_source import load_minari_transitions
 from lom.data.transitions import build_transitions
 from lom.data.types import DatasetSpec, Transitions
 from lom.errors import LOMError
@@ -15,8 +16,6 @@ from lom.errors import LOMError
 def load_transitions(spec: DatasetSpec, progress: bool = True) -> Transitions:
     """Validated (s, a, r, s', a', done) transitions of the dataset `spec` names."""
     if spec.source == "minari":
-        from lom.data.minari_source import load_minari_transitions
-
         return load_minari_transitions(spec, progress)
     path = dataset_file(spec, progress)
     return build_transitions(read_d4rl_arrays(path), spec.max_episode_steps, str(path))
@@ -29,6 +28,5 @@ def dataset_file(spec: DatasetSpec, progress: bool = True) -> Path:
     if spec.source == "file":
         return Path(spec.path)
     if spec.source == "builtin":
-        # Imported lazily: the built-in benchmark lives with the environments.
-        return importlib.import_module("lom.envs.fork").fork_dataset_path()
+        return fork_dataset.fork_dataset_path()
     raise LOMError(f"dataset {spec.name} has unknown source '{spec.source}' — use one from lom.data.resolve_dataset")

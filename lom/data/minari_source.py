@@ -10,10 +10,11 @@ import numpy as np
 from tqdm import tqdm
 
 from lom.data.d4rl_file import validate_d4rl_arrays
-from lom.data.registry import MINARI_PREFIX, RAW_RETURN_REFS
 from lom.data.transitions import build_transitions
-from lom.data.types import DatasetSpec, Transitions
+from lom.data.types import RAW_RETURN_REFS, DatasetSpec, Transitions
 from lom.errors import LOMError
+
+MINARI_PREFIX = "minari:"
 
 
 def resolve_minari(dataset_id: str) -> DatasetSpec:

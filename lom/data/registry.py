@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import difflib
-import importlib
 import warnings
 from pathlib import Path
 
 import gymnasium
 import h5py
 
-from lom.data.types import DatasetSpec
+from lom.data import fork_dataset
+from lom.data.minari_source import MINARI_PREFIX, resolve_minari
+from lom.data.types import RAW_RETURN_REFS, DatasetSpec
 from lom.errors import LOMError
 
 D4RL_URL_ROOT = "http://rail.eecs.berkeley.edu/datasets/offline_rl/gym_mujoco_v2"
@@ -22,9 +23,8 @@ D4RL_ENVS = {
     "hopper": ("Hopper-v4", -20.272305, 3234.3),
     "walker2d": ("Walker2d-v4", 1.629008, 4592.3),
 }
-MINARI_PREFIX = "minari:"
-# Scores for files without reference values: normalized_score(R) == R, i.e. the raw return is reported.
-RAW_RETURN_REFS = (0.0, 100.0)
+# Env ids of this package's own environments (registered with gymnasium by lom.envs), with their episode limits.
+BUILTIN_ENVS = {fork_dataset.ENV_ID: fork_dataset.MAX_EPISODE_STEPS}
 
 
 def _d4rl_spec(env: str, kind: str) -> DatasetSpec:
@@ -56,8 +56,6 @@ def resolve_dataset(env_name: str, dataset_path: str | None = None) -> DatasetSp
     if name.lower().startswith(MINARI_PREFIX):
         if dataset_path is not None:
             raise LOMError(f"'{name}' is a Minari dataset, which cannot be combined with a dataset file — drop one")
-        from lom.data.minari_source import resolve_minari
-
         return resolve_minari(name[len(MINARI_PREFIX) :])
     known = _named_spec(name)
     if dataset_path is None:
@@ -88,30 +86,24 @@ def _named_spec(name: str) -> DatasetSpec | None:
     key = name.lower()
     if key in D4RL_DATASETS:
         return D4RL_DATASETS[key]
-    if key == _fork().DATASET_NAME.lower():
+    if key == fork_dataset.DATASET_NAME.lower():
         return _builtin_fork_spec()
     return None
 
 
-def _fork():
-    # Imported lazily: lom.envs depends on gymnasium/mujoco set-up the data layer does not need.
-    return importlib.import_module("lom.envs.fork")
-
-
 def _builtin_fork_spec() -> DatasetSpec:
-    fork = _fork()
     return DatasetSpec(
-        name=fork.DATASET_NAME,
+        name=fork_dataset.DATASET_NAME,
         source="builtin",
-        env_id=fork.ENV_ID,
-        ref_min_score=float(fork.REF_MIN_SCORE),
-        ref_max_score=float(fork.REF_MAX_SCORE),
-        max_episode_steps=int(fork.MAX_EPISODE_STEPS),
+        env_id=fork_dataset.ENV_ID,
+        ref_min_score=float(fork_dataset.REF_MIN_SCORE),
+        ref_max_score=float(fork_dataset.REF_MAX_SCORE),
+        max_episode_steps=int(fork_dataset.MAX_EPISODE_STEPS),
     )
 
 
 def _dataset_names() -> list[str]:
-    return [*D4RL_DATASETS, _fork().DATASET_NAME]
+    return [*D4RL_DATASETS, fork_dataset.DATASET_NAME]
 
 
 def _suggestions(name: str, candidates: list[str]) -> str:
@@ -128,29 +120,32 @@ def _existing_file(dataset_path: str) -> Path:
 
 
 def _file_spec_for_env(name: str, path: Path) -> DatasetSpec:
-    env_spec = _gymnasium_spec(name)
+    env_id, max_episode_steps = _env_of(name)
     ref_min, ref_max = _file_reference_scores(path)
     return DatasetSpec(
         name=path.stem,
         source="file",
-        env_id=env_spec.id,
+        env_id=env_id,
         ref_min_score=ref_min,
         ref_max_score=ref_max,
         path=str(path),
-        max_episode_steps=env_spec.max_episode_steps,
+        max_episode_steps=max_episode_steps,
     )
 
 
-def _gymnasium_spec(name: str) -> gymnasium.envs.registration.EnvSpec:
-    importlib.import_module("lom.envs")  # registers the package's own env ids
-    by_lower = {env_id.lower(): env_id for env_id in gymnasium.envs.registry}
+def _env_of(name: str) -> tuple[str, int | None]:
+    """The env id as registered (any capitalisation accepted) and its episode limit."""
+    env_ids = [*BUILTIN_ENVS, *gymnasium.envs.registry]
+    by_lower = {env_id.lower(): env_id for env_id in env_ids}
     if name.lower() not in by_lower:
-        candidates = [*_dataset_names(), *gymnasium.envs.registry]
         raise LOMError(
-            f"'{name}' is neither a known dataset nor a gymnasium env id{_suggestions(name, candidates)}"
+            f"'{name}' is neither a known dataset nor a gymnasium env id{_suggestions(name, [*_dataset_names(), *env_ids])}"
             f" — {_NAMES_HELP}"
         )
-    return gymnasium.spec(by_lower[name.lower()])
+    env_id = by_lower[name.lower()]
+    if env_id in BUILTIN_ENVS:
+        return env_id, BUILTIN_ENVS[env_id]
+    return env_id, gymnasium.spec(env_id).max_episode_steps
 
 
 def _file_reference_scores(path: Path) -> tuple[float, float]:

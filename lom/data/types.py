@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Reference scores of data without any: normalized_score(R) == R, i.e. the raw return is reported.
+RAW_RETURN_REFS = (0.0, 100.0)
+
 
 @dataclass(frozen=True)
 class DatasetSpec:

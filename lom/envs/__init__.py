@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
 
 import gymnasium
 import numpy as np
 
+from lom.data.minari_source import recover_minari_env
+from lom.data.types import DatasetSpec
 from lom.envs import fork
+from lom.envs.mujoco_notices import hide_known_mujoco_notices
 from lom.errors import LOMError
-
-if TYPE_CHECKING:
-    from lom.data.types import DatasetSpec
 
 fork.register_env()
 
@@ -24,6 +23,15 @@ def make_env(spec: DatasetSpec, seed: int | None = None) -> gymnasium.Env:
         env.reset(seed=seed)
         env.action_space.seed(seed)
     return env
+
+
+def action_bounds(spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The env's own action bounds: make_env's env takes actions in [-1, 1] and maps them linearly onto these."""
+    env = _make(spec)
+    try:
+        return env.action_space.low, env.action_space.high
+    finally:
+        env.close()
 
 
 def make_vector_env(spec: DatasetSpec, num_envs: int, seed: int) -> gymnasium.vector.VectorEnv:
@@ -38,10 +46,9 @@ def make_vector_env(spec: DatasetSpec, num_envs: int, seed: int) -> gymnasium.ve
 
 
 def _make(spec: DatasetSpec) -> gymnasium.Env:
+    hide_known_mujoco_notices()
     if spec.source == "minari":
         # The dataset records its env with any non-default constructor arguments; rebuild exactly that one.
-        from lom.data.minari_source import recover_minari_env
-
         return recover_minari_env(spec)
     kwargs = {"max_episode_steps": spec.max_episode_steps} if spec.max_episode_steps else {}
     try:

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from lom.envs import fork, fork_behaviour as behaviour, fork_world as world
+from lom.data import fork_behaviour as behaviour, fork_dataset, fork_world as world
 from lom.errors import LOMError
 from lom.io import atomic_path
 
@@ -92,7 +92,7 @@ def legend_handles(mode_returns: np.ndarray) -> list[Line2D]:
 
 
 def plot(out: Path, seed: int, episodes_per_mode: int) -> None:
-    path = fork.fork_dataset_path(seed)
+    path = fork_dataset.fork_dataset_path(seed)
     with h5py.File(path, "r") as f:
         mode_returns = f["metadata/mode_returns"][:]
     fig = Figure(figsize=(9, 4.6), dpi=150)  # no pyplot: works without a display and leaks no global figures
@@ -102,7 +102,7 @@ def plot(out: Path, seed: int, episodes_per_mode: int) -> None:
     draw_mean_of_modes(ax)
     ax.legend(handles=legend_handles(mode_returns), loc="lower right", fontsize=8, framealpha=0.92, edgecolor="none")
     ax.set(xlim=(-7, 10), ylim=(-1.3, world.WALL_HIGH + 2), aspect="equal", xlabel="x", ylabel="y",
-           title=f"{fork.DATASET_NAME}: three ways past the wall (dataset seed {seed})")
+           title=f"{fork_dataset.DATASET_NAME}: three ways past the wall (dataset seed {seed})")
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     with atomic_path(out) as tmp:

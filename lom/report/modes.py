@@ -24,9 +24,7 @@ from tqdm import tqdm
 
 from lom.agents.lom import LOMAgent
 from lom.data import load_transitions
-from lom.envs import fork
-from lom.envs import fork_behaviour as behaviour
-from lom.envs import fork_world as world
+from lom.data import fork_behaviour as behaviour, fork_dataset, fork_world as world
 from lom.envs.plot_fork import draw_arena
 from lom.errors import LOMError
 from lom.evaluate import LoadedRun, load_run
@@ -71,7 +69,7 @@ def write_modes_figure(run_dir: str | Path) -> Path:
         raise LOMError(f"--modes needs a LOM run: {run.run_dir} trained {run.config.agent} — pass the folder of a "
                        "run trained with --agent LOM")
     transitions = load_transitions(run.spec)
-    if run.spec.name == fork.DATASET_NAME:
+    if run.spec.name == fork_dataset.DATASET_NAME:
         fig = fork_figure(run, transitions.observations, transitions.actions)
     else:
         fig = selection_figure(run, sample_states(transitions.observations, MAX_HISTOGRAM_STATES))
@@ -160,7 +158,7 @@ def fork_figure(run: LoadedRun, dataset_states: np.ndarray, dataset_actions: np.
                      f"{NEAR_RADIUS:g}", fontsize=9)
     fig.legend(handles=action_legend_handles(), loc="lower center", bbox_to_anchor=(0.5, -0.06), ncol=3, fontsize=8.5,
                frameon=False, title="bottom row: the mixture π_β(a|s) in action space", title_fontsize=9)
-    fig.suptitle(f"{fork.DATASET_NAME}, {run.config.agent} seed {run.config.seed}: which behaviour mode the policy "
+    fig.suptitle(f"{fork_dataset.DATASET_NAME}, {run.config.agent} seed {run.config.seed}: which behaviour mode the policy "
                  "imitates", fontsize=13, y=0.93)
     return fig
 

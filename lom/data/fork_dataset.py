@@ -1,0 +1,76 @@
+"""The built-in multimodal benchmark's dataset: its name, reference scores, and the cached file generated from
+`fork_behaviour` (the environment that evaluates it is `lom.envs.fork`).
+
+A point mass starts near the origin and must get past a wall through one of three gaps worth 1.0, 0.5 and 0.25.
+Each behaviour episode heads for one gap (the best one in only 10% of them), so the actions at the start states
+have three modes. The best gap is the leftmost: the plain average of the modes, and IQL-like averages leaning
+toward the best gap, fly into the wall between the gaps.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+
+from lom.data import fork_behaviour as behaviour
+from lom.data import fork_world as world
+from lom.data.hdf5_writer import write_d4rl_hdf5
+from lom.errors import LOMError
+
+DATASET_NAME = "multimodal-fork-v0"
+ENV_ID = "lom/MultimodalFork-v0"
+MAX_EPISODE_STEPS = world.MAX_EPISODE_STEPS
+DATASET_VERSION = 1  # bump when the generator changes so stale cached files are regenerated
+
+# Measured with fork_behaviour.mean_return, 200,000 episodes for each of seeds 0, 1, 2, averaged (5.9e-05, 0.99992):
+# the uniform random policy (REF_MIN) and the noisy behaviour mode of the best gap (REF_MAX). Re-measured by a test.
+REF_MIN_SCORE = 6.0e-05
+REF_MAX_SCORE = 0.9999
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LOM_CACHE_DIR") or Path.home() / ".cache" / "lom")
+
+
+def fork_dataset_path(seed: int = 0) -> Path:
+    """The D4RL-format dataset for `seed`, generated into the cache unless a readable current copy is there."""
+    path = cache_dir() / f"{DATASET_NAME}-seed{seed}.hdf5"
+    if not _is_current(path, seed):
+        try:
+            _write_dataset(path, seed)
+        except OSError as exc:
+            raise LOMError(
+                f"cannot write the {DATASET_NAME} dataset to {path}: {exc} — set LOM_CACHE_DIR to a writable folder"
+            ) from exc
+    return path
+
+
+def _write_dataset(path: Path, seed: int) -> None:
+    arrays, mode_returns = behaviour.generate_dataset(seed)
+    metadata = {
+        "dataset_name": DATASET_NAME,
+        "env_id": ENV_ID,
+        "version": DATASET_VERSION,
+        "seed": seed,
+        "ref_min_score": REF_MIN_SCORE,
+        "ref_max_score": REF_MAX_SCORE,
+        "gap_x": world.GAP_X,
+        "gap_rewards": world.GAP_REWARDS,
+        "mode_returns": mode_returns,
+        "mode_probs": behaviour.MODE_PROBS,
+        "action_noise": behaviour.ACTION_NOISE,
+    }
+    write_d4rl_hdf5(path, arrays, metadata)
+
+
+def _is_current(path: Path, seed: int) -> bool:
+    """True if `path` is a complete dataset written by this generator version for `seed`."""
+    try:
+        with h5py.File(path, "r") as f:
+            complete = all(key in f for key in ("observations", "actions", "rewards", "terminals", "infos/mode"))
+            version, file_seed = int(f["metadata/version"][()]), int(f["metadata/seed"][()])
+            return complete and version == DATASET_VERSION and file_seed == seed
+    except (OSError, KeyError, ValueError):
+        return False

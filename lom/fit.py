@@ -1,0 +1,59 @@
+"""Refuse, before any training step, data whose sizes do not fit the environment it is evaluated in or the
+behaviour mixture given with --gmm_path: otherwise the mismatch only shows up as a shape error at the first
+evaluation, after the whole training schedule."""
+
+from __future__ import annotations
+
+import gymnasium
+
+from lom.data.types import DatasetSpec
+from lom.envs import make_env
+from lom.errors import LOMError
+from lom.networks import GaussianMixture
+
+
+def check_env_fit(spec: DatasetSpec, obs_dim: int, act_dim: int) -> None:
+    """The dataset's observation and action sizes must be the evaluation env's; LOMError naming both if not."""
+    env = make_env(spec)
+    try:
+        env_obs, env_act = _size(env.observation_space), _size(env.action_space)
+    finally:
+        env.close()
+    fix = f"give --env_name the env the data were collected in, or a dataset made in {spec.env_id}"
+    if env_obs != obs_dim:
+        raise LOMError(f"{_data(spec)} has {obs_dim}-dimensional observations, but {spec.env_id} observes {env_obs}: "
+                       f"{fix}")
+    if env_act != act_dim:
+        raise LOMError(f"{_data(spec)} has {act_dim}-dimensional actions, but {spec.env_id} takes {env_act}: {fix}")
+
+
+def check_mixture_fit(mixture: dict, path: str, obs_dim: int, act_dim: int, components: int) -> None:
+    """A saved mixture (a gmm.pt's contents) must take the dataset's observations and describe its actions with
+    `components` components; LOMError naming both sizes if not."""
+    fix = "give the gmm.pt of a run on this dataset, or drop --gmm_path to pre-train a mixture"
+    try:
+        mixture_obs, outputs = GaussianMixture.sizes(mixture["gmm"])
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise LOMError(f"--gmm_path {path} holds no behaviour mixture: {fix}") from None
+    if mixture_obs != obs_dim:
+        raise LOMError(f"--gmm_path {path} is a mixture over {mixture_obs}-dimensional observations, but the "
+                       f"dataset's have {obs_dim}: {fix}")
+    per_component = GaussianMixture.outputs(1, act_dim)
+    if outputs == GaussianMixture.outputs(components, act_dim):
+        return
+    if outputs % per_component == 0:
+        raise LOMError(f"--gmm_path {path} has {outputs // per_component} components, but --num_components is "
+                       f"{components}: pass --num_components {outputs // per_component}")
+    raise LOMError(f"--gmm_path {path} is not a mixture over the dataset's {act_dim}-dimensional actions (it "
+                   f"outputs {outputs} numbers per state, not a multiple of {per_component}): {fix}")
+
+
+def _size(space: gymnasium.Space):
+    """A flat Box's length; any other space as gymnasium prints it (it cannot match a dataset's rows)."""
+    if isinstance(space, gymnasium.spaces.Box) and len(space.shape) == 1:
+        return space.shape[0]
+    return space
+
+
+def _data(spec: DatasetSpec) -> str:
+    return f"the dataset {spec.path}" if spec.path else f"the dataset {spec.name}"

@@ -1,0 +1,109 @@
+"""What a new user meets first: a quiet run, and data that do not fit the environment (or a given mixture) refused in
+one line before any training step."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from d4rl_server import write_tiny_d4rl_file
+
+from lom import threads
+from lom.agents import AGENTS
+from lom.config import AGENT_NAMES
+from lom.errors import LOMError
+from lom.fit import check_mixture_fit
+from lom.networks import GaussianMixture
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCES = {"ref_min_score": 0.0, "ref_max_score": 100.0}
+
+
+@pytest.fixture
+def env(tmp_path):
+    return {**os.environ, "OMP_NUM_THREADS": "1", "LOM_CACHE_DIR": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
+
+
+def train(args, env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "train.py", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_a_halfcheetah_run_prints_no_settotalmass_notice(env, tmp_path):
+    data = write_tiny_d4rl_file(tmp_path / "cheetah.hdf5", obs_dim=17, act_dim=6, metadata=REFERENCES)
+    out = train(["--env_name", "HalfCheetah-v4", "--dataset_path", str(data), "--training_steps", "200",
+                 "--gmm_steps", "100", "--eval_every", "200", "--eval_episodes", "2",
+                 "--log_path", str(tmp_path / "runs")], env)
+    assert out.returncode == 0, out.stderr
+    assert "final normalised score" in out.stdout
+    assert "settotalmass" not in out.stdout + out.stderr
+    run_dir = Path(re.search(r"results in (.*)/results.json", out.stdout).group(1))
+    assert json.loads((run_dir / "config.json").read_text())["cpu_threads"] == 1  # OMP_NUM_THREADS=1 is kept
+
+
+@pytest.mark.parametrize("obs_dim, act_dim, sizes", [(11, 6, ("11-dimensional observations", "observes 17")),
+                                                     (17, 3, ("3-dimensional actions", "takes 6"))])
+def test_data_that_do_not_fit_the_env_are_refused_in_one_line_before_training(env, tmp_path, obs_dim, act_dim,
+                                                                               sizes):
+    data = write_tiny_d4rl_file(tmp_path / "other.hdf5", obs_dim=obs_dim, act_dim=act_dim, metadata=REFERENCES)
+    started = time.monotonic()
+    out = train(["--env_name", "HalfCheetah-v4", "--dataset_path", str(data), "--log_path", str(tmp_path / "runs")],
+                env)
+    assert time.monotonic() - started < 60
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert all(size in lines[0] for size in sizes) and "--env_name" in lines[0], lines[0]
+    assert not (tmp_path / "runs").exists(), "a refused run must not create or move run folders"
+
+
+def test_a_mixture_for_other_observations_is_refused_before_training(env, tmp_path):
+    data = write_tiny_d4rl_file(tmp_path / "cheetah.hdf5", obs_dim=17, act_dim=6, metadata=REFERENCES)
+    gmm = tmp_path / "gmm.pt"
+    torch.save({"gmm": GaussianMixture(11, 6, 5).state_dict()}, gmm)
+    out = train(["--env_name", "HalfCheetah-v4", "--dataset_path", str(data), "--gmm_path", str(gmm),
+                 "--log_path", str(tmp_path / "runs")], env)
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "11-dimensional observations" in lines[0] and "have 17" in lines[0], out.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_mixture_with_other_components_or_actions_names_both_sizes():
+    def refusal(obs_dim, act_dim, components) -> str:
+        state = {"gmm": GaussianMixture(obs_dim, act_dim, components).state_dict()}
+        with pytest.raises(LOMError) as refused:
+            check_mixture_fit(state, "gmm.pt", obs_dim=17, act_dim=6, components=5)
+        return str(refused.value)
+
+    assert "has 3 components, but --num_components is 5: pass --num_components 3" in refusal(17, 6, 3)
+    assert "6-dimensional actions" in refusal(17, 4, 5)
+    check_mixture_fit({"gmm": GaussianMixture(17, 6, 5).state_dict()}, "gmm.pt", 17, 6, 5)
+
+
+def test_every_agent_name_the_flags_accept_has_an_agent():
+    assert tuple(AGENTS) == AGENT_NAMES
+
+
+def test_torch_gets_the_cores_other_processes_leave_free_unless_omp_num_threads_says(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    for load, free in ((0.2, 2), (1.3, 1), (6.0, 1)):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+        assert threads.free_cores() == free
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+        assert threads.set_torch_threads() == 2 == torch.get_num_threads()
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        torch.set_num_threads(3)
+        assert threads.set_torch_threads() == 3
+    finally:
+        torch.set_num_threads(before)

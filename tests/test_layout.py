@@ -1,0 +1,91 @@
+"""The package's import graph, read from the source (imports inside functions included): no module imports itself
+through others, and the layers only import downward: data → envs → networks → agents → trainer → report."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "lom"
+LAYERS = ("lom.data", "lom.envs", "lom.networks", "lom.agents", "lom.trainer", "lom.report")
+
+
+def module_files() -> dict[str, Path]:
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def imported_names(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from pkg import submodule`
+        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "import_module" and node.args
+              and isinstance(node.args[0], ast.Constant)):
+            names.add(node.args[0].value)
+    return names
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the package modules that importing it runs, parent packages included (their __init__ runs too),
+    except its own parent packages, which Python has already started by then."""
+    modules = module_files()
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for imported in imported_names(path):
+            parts = imported.split(".")
+            targets.update(".".join(parts[:i]) for i in range(2, len(parts) + 1))
+        own_parents = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
+        graph[name] = {t for t in targets if t in modules and t != name and t not in own_parents}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, str] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        state[node] = "done"
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def layer_of(module: str) -> int | None:
+    return next((i for i, layer in enumerate(LAYERS) if module == layer or module.startswith(layer + ".")), None)
+
+
+def test_the_graph_reader_sees_lazy_imports_and_cycles():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert find_cycle(graph) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+    assert "lom.data.minari_source" in import_graph()["lom.envs"]
+
+
+def test_no_module_imports_itself_through_others():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_layers_import_only_downward():
+    upward = [f"{src} -> {dst}" for src, targets in import_graph().items() for dst in targets
+              if layer_of(src) is not None and layer_of(dst) is not None and layer_of(dst) > layer_of(src)]
+    assert not upward, "imports against the layer order: " + ", ".join(sorted(upward))
