@@ -14,7 +14,9 @@ from lom.errors import EXIT_INTERRUPTED, LOMError, TrainingStopped
 
 def per_dataset(field: str) -> str:
     """"(default: X; <dataset>: Y)" for a schedule field, read from the one table in lom.config."""
-    exceptions = "".join(f"; {name}: {getattr(schedule, field):,}" for name, schedule in SCHEDULES.items())
+    default = getattr(PAPER_SCHEDULE, field)
+    exceptions = "".join(f"; {name}: {getattr(schedule, field):,}" for name, schedule in SCHEDULES.items()
+                         if getattr(schedule, field) != default)
     return f"(default: {getattr(PAPER_SCHEDULE, field):,}{exceptions})"
 
 
