@@ -150,7 +150,8 @@ class Trainer:
         self.stops = StopRequests()
 
     # -- set-up -------------------------------------------------------------------------------------------------
-    def prepare(self) -> None:
+    def load_checked_data(self) -> tuple:
+        """The transitions and a --gmm_path mixture, refused if their sizes do not fit; touches no run folder."""
         cfg = self.cfg
         print(f"run folder: {self.run_dir}", flush=True)
         transitions = load_transitions(self.spec)
@@ -158,6 +159,10 @@ class Trainer:
         mixture = checkpoint.load(cfg.gmm_path) if cfg.gmm_path and cfg.agent == "LOM" else None
         if mixture is not None:
             check_mixture_fit(mixture, cfg.gmm_path, transitions.obs_dim, transitions.act_dim, cfg.num_components)
+        return transitions, mixture
+
+    def prepare(self, transitions, mixture) -> None:
+        cfg = self.cfg
         resume_from = self.run_dir / checkpoint.CHECKPOINT_NAME
         if not cfg.resume and self.run_dir.exists() and any(self.run_dir.iterdir()):
             moved = self.run_dir.with_name(f"{self.run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -242,8 +247,9 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------------------------
     def run(self) -> dict:
+        transitions, mixture = self.load_checked_data()
         with RunLock(self.run_dir):
-            self.prepare()
+            self.prepare(transitions, mixture)
             # Installed after prepare(): Ctrl-C during a dataset download should stop it, there is nothing to save.
             with self.stops:
                 return self._run_prepared()

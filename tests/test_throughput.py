@@ -43,7 +43,8 @@ def test_fast_step_gives_the_same_losses_as_the_plain_step(critic, mode_net):
     """Cached mixture, batched Q over actions (in several blocks here), fused Adam vs none of them: same losses."""
     data = random_data()
     # 1024 mode states x 4 components is more rows than one CPU block, so the blocked path is exercised.
-    cfg = config(critic=critic, mode_net=mode_net, num_components=4, num_critics=2, ac_rand=0.2, mode_batch_size=1024)
+    cfg = config(critic=critic, mode_net=mode_net, num_components=4, num_critics=2, ac_rand=0.2, mode_batch_size=1024,
+                 weight_baseline="value" if critic == "expectile" else "policy")
     assert cfg.mode_batch_size * cfg.num_components > CPU_BLOCK_ROWS
     runs = []
     for fast in (True, False):
@@ -103,7 +104,7 @@ def test_multihead_and_onehot_mode_values_select_the_same_mode_on_the_fork():
     for mode_net in ("multihead", "onehot"):
         torch.manual_seed(0)
         agent = LOMAgent(2, 2, config(mode_net=mode_net, num_components=3))
-        agent.behaviour = lambda batch: (means[batch.idx], stds[batch.idx])
+        agent.behaviour = lambda batch: (means[batch.idx], stds[batch.idx], torch.zeros(len(batch.idx), 3))
         for _ in range(300):
             batch = data.sample(256)
             agent.action_values = fixed_critic(batch.idx)
