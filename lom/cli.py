@@ -56,6 +56,9 @@ FLAG_HELP = {
     "mode_batch_size": "LOM mode-value batch size, in states, each scored for every component "
                        f"{per_dataset('mode_batch_size')}",
     "actor_batch_size": "LOM actor batch size",
+    "hidden_width": f"units per hidden layer (two layers) of every agent's actor and critics and of LOM's mode-value "
+                    f"network {per_dataset('hidden_width')}",
+    "gmm_hidden_width": f"units per hidden layer (two layers) of LOM's behaviour mixture {per_dataset('gmm_hidden_width')}",
     "gmm_lr": "Adam learning rate of the behaviour mixture",
     "critic_lr": "Adam learning rate of LOM's critic",
     "mode_lr": "Adam learning rate of LOM's mode-value network",

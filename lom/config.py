@@ -71,13 +71,16 @@ PAPER_HYPERPARAMS["multimodal-fork-v0"] = _hp(2, 5, 5, 0.0, 0.2, 50, min_w=0.05)
 
 @dataclass(frozen=True)
 class Schedule:
-    """How long a run trains, how often it is evaluated, and the two batch sizes that set the cost of a step."""
+    """How long a run trains, how often it is evaluated, and the batch sizes and network widths that set the cost
+    of a step."""
 
     training_steps: int = 1_000_000
     gmm_steps: int = 200_000
     eval_every: int = 10_000
     gmm_batch_size: int = 512
     mode_batch_size: int = 1024
+    hidden_width: int = 256  # units in each of the two hidden layers of every network but the mixture
+    gmm_hidden_width: int = 512  # the behaviour mixture's two hidden layers
 
 
 PAPER_SCHEDULE = Schedule()
@@ -140,6 +143,8 @@ class TrainConfig:
     critic_batch_size: int = 256
     mode_batch_size: int | None = None
     actor_batch_size: int = 256
+    hidden_width: int | None = None
+    gmm_hidden_width: int | None = None
     gmm_lr: float = 1e-3
     critic_lr: float = 3e-4
     mode_lr: float = 1e-3
@@ -189,7 +194,8 @@ class TrainConfig:
              f"--reward_scaling {self.reward_scaling!r} is unknown: choose one of {', '.join(REWARD_SCALINGS)}")
         need(self.mode_net in MODE_VALUE_NETS, f"--mode_net {self.mode_net!r} is unknown: choose one of {', '.join(MODE_VALUE_NETS)}")
         for name in ("training_steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every", "num_components",
-                     "num_critics", "gmm_batch_size", "critic_batch_size", "mode_batch_size", "actor_batch_size"):
+                     "num_critics", "gmm_batch_size", "critic_batch_size", "mode_batch_size", "actor_batch_size",
+                     "hidden_width", "gmm_hidden_width"):
             need(getattr(self, name) >= 1, f"--{name} must be a positive whole number, got {getattr(self, name)}")
         need(self.gmm_steps >= 0, f"--gmm_steps must be 0 or more, got {self.gmm_steps}")
         need(self.gmm_steps > 0 or self.gmm_path or self.agent != "LOM",
@@ -207,6 +213,11 @@ class TrainConfig:
         if self.reward_scaling == "auto":
             return self.agent in RETURN_RANGE_AGENTS and env_id.split("-")[0] in LOCOMOTION_ENVS
         return self.reward_scaling == "return_range"
+
+    @property
+    def hidden(self) -> tuple[int, int]:
+        """The two hidden layers of the actors, critics and mode-value network, for every agent alike."""
+        return (self.hidden_width, self.hidden_width)
 
     @property
     def lom(self) -> LOMHyperParams:

@@ -13,7 +13,7 @@ from lom import checkpoint
 from lom.agents import Agent, make_agent
 from lom.batches import ObservationNormalizer
 from lom.cli import OneLineParser, run_cli
-from lom.config import TrainConfig
+from lom.config import PAPER_SCHEDULE, TrainConfig
 from lom.data import resolve_dataset
 from lom.data.types import DatasetSpec
 from lom.errors import LOMError
@@ -42,6 +42,8 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
         raise LOMError(f"{run_dir} holds no {checkpoint.CHECKPOINT_NAME}: the run stopped before saving its networks;"
                        " run train.py with the same flags (add --resume) first")
     record = json.loads(config_path.read_text())
+    for width in ("hidden_width", "gmm_hidden_width"):  # runs recorded before widths were flags used the paper's
+        record.setdefault(width, getattr(PAPER_SCHEDULE, width))
     cfg = TrainConfig(**{f.name: record[f.name] for f in dataclasses.fields(TrainConfig) if f.name in record})
     spec = resolve_dataset(cfg.env_name, cfg.dataset_path)
     torch_device = pick_device(device)

@@ -27,12 +27,12 @@ def check_env_fit(spec: DatasetSpec, obs_dim: int, act_dim: int) -> None:
         raise LOMError(f"{_data(spec)} has {act_dim}-dimensional actions, but {spec.env_id} takes {env_act}: {fix}")
 
 
-def check_mixture_fit(mixture: dict, path: str, obs_dim: int, act_dim: int, components: int) -> None:
+def check_mixture_fit(mixture: dict, path: str, obs_dim: int, act_dim: int, components: int, width: int) -> None:
     """A saved mixture (a gmm.pt's contents) must take the dataset's observations and describe its actions with
-    `components` components; LOMError naming both sizes if not."""
+    `components` components through hidden layers `width` wide; LOMError naming both sizes if not."""
     fix = "give the gmm.pt of a run on this dataset, or drop --gmm_path to pre-train a mixture"
     try:
-        mixture_obs, outputs = GaussianMixture.sizes(mixture["gmm"])
+        mixture_obs, mixture_width, outputs = GaussianMixture.sizes(mixture["gmm"])
     except (KeyError, IndexError, TypeError, AttributeError):
         raise LOMError(f"--gmm_path {path} holds no behaviour mixture: {fix}") from None
     if mixture_obs != obs_dim:
@@ -40,6 +40,9 @@ def check_mixture_fit(mixture: dict, path: str, obs_dim: int, act_dim: int, comp
                        f"dataset's have {obs_dim}: {fix}")
     per_component = GaussianMixture.outputs(1, act_dim)
     if outputs == GaussianMixture.outputs(components, act_dim):
+        if mixture_width != width:
+            raise LOMError(f"--gmm_path {path} has hidden layers {mixture_width} wide, but --gmm_hidden_width is "
+                           f"{width}: pass --gmm_hidden_width {mixture_width}")
         return
     if outputs % per_component == 0:
         raise LOMError(f"--gmm_path {path} has {outputs // per_component} components, but --num_components is "

@@ -113,10 +113,11 @@ class GaussianMixture(nn.Module):
         return components * (2 * act_dim + 1)
 
     @staticmethod
-    def sizes(state: dict[str, torch.Tensor]) -> tuple[int, int]:
-        """(observation size, outputs per state) of a saved mixture, read from its first and last layers."""
+    def sizes(state: dict[str, torch.Tensor]) -> tuple[int, int, int]:
+        """(observation size, hidden width, outputs per state) of a saved mixture, read from its first and last
+        layers."""
         weights = [w for name, w in state.items() if name.endswith("weight")]
-        return weights[0].shape[1], weights[-1].shape[0]
+        return weights[0].shape[1], weights[0].shape[0], weights[-1].shape[0]
 
     def forward(self, obs: torch.Tensor):
         out = self.net(obs)

@@ -158,7 +158,8 @@ class Trainer:
         check_env_fit(self.spec, transitions.obs_dim, transitions.act_dim)
         mixture = checkpoint.load(cfg.gmm_path) if cfg.gmm_path and cfg.agent == "LOM" else None
         if mixture is not None:
-            check_mixture_fit(mixture, cfg.gmm_path, transitions.obs_dim, transitions.act_dim, cfg.num_components)
+            check_mixture_fit(mixture, cfg.gmm_path, transitions.obs_dim, transitions.act_dim, cfg.num_components,
+                              cfg.gmm_hidden_width)
         return transitions, mixture
 
     def prepare(self, transitions, mixture) -> None:

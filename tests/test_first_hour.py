@@ -76,16 +76,17 @@ def test_a_mixture_for_other_observations_is_refused_before_training(env, tmp_pa
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_mixture_with_other_components_or_actions_names_both_sizes():
-    def refusal(obs_dim, act_dim, components) -> str:
-        state = {"gmm": GaussianMixture(obs_dim, act_dim, components).state_dict()}
+def test_a_mixture_with_other_components_actions_or_width_names_both_sizes():
+    def refusal(obs_dim, act_dim, components, width=512) -> str:
+        state = {"gmm": GaussianMixture(obs_dim, act_dim, components, (width, width)).state_dict()}
         with pytest.raises(LOMError) as refused:
-            check_mixture_fit(state, "gmm.pt", obs_dim=17, act_dim=6, components=5)
+            check_mixture_fit(state, "gmm.pt", obs_dim=17, act_dim=6, components=5, width=512)
         return str(refused.value)
 
     assert "has 3 components, but --num_components is 5: pass --num_components 3" in refusal(17, 6, 3)
     assert "6-dimensional actions" in refusal(17, 4, 5)
-    check_mixture_fit({"gmm": GaussianMixture(17, 6, 5).state_dict()}, "gmm.pt", 17, 6, 5)
+    assert "64 wide, but --gmm_hidden_width is 512: pass --gmm_hidden_width 64" in refusal(17, 6, 5, width=64)
+    check_mixture_fit({"gmm": GaussianMixture(17, 6, 5).state_dict()}, "gmm.pt", 17, 6, 5, 512)
 
 
 def test_every_agent_name_the_flags_accept_has_an_agent():

@@ -212,3 +212,18 @@ def test_cached_behaviour_gives_the_same_losses_as_the_plain_step():
         assert fast.keys() == plain.keys()
         for key in fast:
             assert fast[key] == pytest.approx(plain[key], rel=1e-5, abs=1e-6), key
+
+
+@pytest.mark.parametrize("agent", ["LOM", "BC", "IQL", "TD3BC"])
+def test_network_widths_reach_every_network_of_every_agent(agent):
+    from lom.agents import make_agent
+
+    def layer_sizes(module: torch.nn.Module) -> set[int]:
+        return {size for name, p in module.named_parameters() if name.endswith("weight") for size in p.shape}
+
+    cfg = dataclasses.replace(lom_config(agent=agent), hidden_width=24, gmm_hidden_width=40)
+    model = make_agent(cfg, obs_dim=3, act_dim=2)
+    sizes = layer_sizes(model)
+    assert 24 in sizes and not {256, 512} & sizes, f"{agent}'s layer sizes: {sorted(sizes)}"
+    if agent == "LOM":
+        assert 40 in layer_sizes(model.gmm) and 40 not in layer_sizes(model.actor)

@@ -16,7 +16,7 @@ class BCAgent(Agent):
     def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, hp: BCHyperParams = BCHyperParams()):
         super().__init__()
         self.hp = hp
-        self.actor = GaussianActor(obs_dim, act_dim)
+        self.actor = GaussianActor(obs_dim, act_dim, cfg.hidden)
         self.optimizers = {"actor": torch.optim.Adam(self.actor.parameters(), lr=hp.lr)}
 
     def train_step(self, data: DeviceDataset) -> Losses:

@@ -21,8 +21,9 @@ class IQLAgent(Agent):
     def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, hp: IQLHyperParams = IQLHyperParams()):
         super().__init__()
         self.hp = hp
-        self.critic = ExpectileCritic(obs_dim, act_dim, hp.num_critics, hp.expectile, cfg.discount, cfg.tau, hp.lr)
-        self.actor = GaussianActor(obs_dim, act_dim)
+        self.critic = ExpectileCritic(obs_dim, act_dim, hp.num_critics, hp.expectile, cfg.discount, cfg.tau, hp.lr,
+                                      hidden=cfg.hidden)
+        self.actor = GaussianActor(obs_dim, act_dim, cfg.hidden)
         actor_opt = torch.optim.Adam(self.actor.parameters(), lr=hp.lr)
         self.optimizers = {"critic": self.critic.optimizer, "actor": actor_opt}
         self.schedulers = {"actor": torch.optim.lr_scheduler.CosineAnnealingLR(actor_opt, T_max=cfg.training_steps)}

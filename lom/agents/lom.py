@@ -35,9 +35,9 @@ def make_critic(cfg: TrainConfig, obs_dim: int, act_dim: int, fast: bool = True)
     hp = cfg.lom
     if cfg.critic == "expectile":
         return ExpectileCritic(obs_dim, act_dim, hp.num_critics, cfg.expectile, cfg.discount, cfg.tau, cfg.critic_lr,
-                               fast=fast)
+                               hidden=cfg.hidden, fast=fast)
     return SarsaCritic(obs_dim, act_dim, hp.num_critics, hp.smooth_noise, cfg.discount, cfg.tau, cfg.critic_lr,
-                       fast=fast)
+                       hidden=cfg.hidden, fast=fast)
 
 
 class LOMAgent(Agent):
@@ -50,10 +50,10 @@ class LOMAgent(Agent):
         super().__init__()
         hp = cfg.lom
         self.cfg, self.hp = cfg, hp
-        self.gmm = GaussianMixture(obs_dim, act_dim, hp.num_components)
+        self.gmm = GaussianMixture(obs_dim, act_dim, hp.num_components, (cfg.gmm_hidden_width,) * 2)
         self.critic = make_critic(cfg, obs_dim, act_dim, fast=fast)
-        self.mode_value = MODE_VALUE_NETS[cfg.mode_net](obs_dim, hp.num_components)
-        self.actor = DeterministicActor(obs_dim, act_dim)
+        self.mode_value = MODE_VALUE_NETS[cfg.mode_net](obs_dim, hp.num_components, cfg.hidden)
+        self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden)
         kernel = "fused" if fast else "loop"
         self.optimizers = {
             # foreach, not fused, for the mixture: bit-identical to plain Adam, and pre-training is chaotic enough
@@ -80,8 +80,9 @@ class LOMAgent(Agent):
         try:
             self.gmm.load_state_dict(state["gmm"])
         except (KeyError, RuntimeError) as exc:
-            raise LOMError(f"--gmm_path: not a behaviour mixture for this dataset and --num_components "
-                           f"{self.hp.num_components} ({type(exc).__name__})") from None
+            raise LOMError(f"--gmm_path: not a behaviour mixture for this dataset, --num_components "
+                           f"{self.hp.num_components} and --gmm_hidden_width {self.cfg.gmm_hidden_width} "
+                           f"({type(exc).__name__})") from None
         self.pretrain_steps = 0
 
     def pretrain_step(self, data: DeviceDataset) -> Losses:

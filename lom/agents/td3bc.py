@@ -21,9 +21,9 @@ class TD3BCAgent(CountsUpdates, Agent):
     def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, hp: TD3BCHyperParams = TD3BCHyperParams()):
         super().__init__()
         self.hp, self.discount, self.tau = hp, cfg.discount, cfg.tau
-        self.q = QEnsemble(obs_dim, act_dim, hp.num_critics)
+        self.q = QEnsemble(obs_dim, act_dim, hp.num_critics, cfg.hidden)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
-        self.actor = DeterministicActor(obs_dim, act_dim)
+        self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.optimizers = {
             "critic": torch.optim.Adam(self.q.parameters(), lr=hp.lr),
