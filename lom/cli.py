@@ -48,7 +48,8 @@ FLAG_HELP = {
                             "(default: per-dataset table; 0 = the paper's rule)",
     "discount": "discount factor γ",
     "normalise": "standardise states with the dataset's mean and std (1/0)",
-    "reward_scaling": "auto (IQL on HalfCheetah/Hopper/Walker2d data: return_range; else none), return_range "
+    "reward_scaling": "auto (return_range for IQL on HalfCheetah/Hopper/Walker2d data and for LOM on lom.collect "
+                      "files of those envs; else none), return_range "
                       "(rewards × 1000 / (highest − lowest episode return)) or none",
     "tau": "Polyak averaging rate of target networks",
     "gmm_batch_size": f"batch size of behaviour-mixture pre-training {per_dataset('gmm_batch_size')}",

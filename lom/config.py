@@ -54,14 +54,31 @@ for _env in ("halfcheetah", "hopper", "walker2d"):
     PAPER_HYPERPARAMS[f"{_env}-random-v2"] = PAPER_HYPERPARAMS[f"{_env}-medium-v2"]
 
 # Files made by `lom.collect` are named <env id>_<kind>.hdf5 (e.g. halfcheetah-v4_full-replay): they take the
-# values of the D4RL dataset of the same environment and kind.
+# values of the D4RL dataset of the same environment and kind, except β, and their rewards are scaled like IQL's.
 COLLECTED_NAME = re.compile(r"(halfcheetah|hopper|walker2d)-v\d+_([a-z-]+)")
+# The paper's β = 5 was tuned over 1M steps on D4RL. Over the 50k steps that fit on a CPU the critic is young, its
+# errors dominate Q(s, a*) − V(s), and exp(5·gap) gates the actor on that noise: on our collected HalfCheetah
+# replay, fresh actors imitating the same selected components scored 77 with unit weights and 10 with β = 5
+# (README "Results on collected MuJoCo data"). 0.1 is the paper's own smallest β (its expert datasets).
+COLLECTED_BETA = 0.1
 
 
 def paper_table_key(dataset_name: str) -> str:
     """The PAPER_HYPERPARAMS entry whose values a dataset uses."""
     match = COLLECTED_NAME.fullmatch(dataset_name.lower())
     return f"{match.group(1)}-{match.group(2)}-v2" if match else dataset_name
+
+
+def is_collected(dataset_name: str) -> bool:
+    """Whether a dataset is a file made by `lom.collect` in a locomotion env (named <env id>_<kind>)."""
+    return COLLECTED_NAME.fullmatch(dataset_name.lower()) is not None
+
+
+def dataset_hyperparams(dataset_name: str) -> LOMHyperParams:
+    """LOM's values for a dataset: the paper's row (collected files: their env and kind's, with COLLECTED_BETA),
+    else the defaults."""
+    row = PAPER_HYPERPARAMS.get(paper_table_key(dataset_name), LOMHyperParams())
+    return dataclasses.replace(row, beta=COLLECTED_BETA) if is_collected(dataset_name) else row
 
 
 # The built-in benchmark: three behaviour modes, so a handful of components is plenty. Near the best gap, where
@@ -95,13 +112,12 @@ CRITICS = ("expectile", "sarsa")
 # What LOM's imitation weight compares Q(s, a*) with: the critic's state value V(s) (in-distribution), or
 # Q(s, π(s)) at the actor's own action (the authors' rule).
 WEIGHT_BASELINES = ("value", "policy")
-# How rewards are rescaled before training: "auto" picks return_range for the agents in RETURN_RANGE_AGENTS on
-# locomotion data and none otherwise.
+# How rewards are rescaled before training: "auto" picks return_range for IQL on locomotion data and for LOM on
+# collected locomotion files (`is_collected`), and none otherwise (LOM on D4RL keeps the authors' unscaled rewards).
 REWARD_SCALINGS = ("auto", "return_range", "none")
 # return_range: rewards × RETURN_RANGE_TARGET / (highest − lowest episode return in the dataset), as IQL's authors
 # do for MuJoCo locomotion (IQL paper, appendix), so that β means the same on every such dataset.
 RETURN_RANGE_TARGET = 1000.0
-RETURN_RANGE_AGENTS = ("IQL",)
 LOCOMOTION_ENVS = ("HalfCheetah", "Hopper", "Walker2d")
 # The agents `--agent` accepts; lom.agents.AGENTS maps each name to its class (config sits below the agents).
 AGENT_NAMES = ("LOM", "BC", "IQL", "TD3BC")
@@ -161,7 +177,7 @@ class TrainConfig:
     def resolve(self, dataset_name: str) -> "TrainConfig":
         """Fill every `None` from the dataset's schedule and hyper-parameter table."""
         schedule = SCHEDULES.get(dataset_name, PAPER_SCHEDULE)
-        paper = PAPER_HYPERPARAMS.get(paper_table_key(dataset_name), LOMHyperParams())
+        paper = dataset_hyperparams(dataset_name)
         filled = {
             f.name: getattr(self, f.name) if getattr(self, f.name) is not None else getattr(schedule, f.name)
             for f in dataclasses.fields(Schedule)
@@ -208,10 +224,11 @@ class TrainConfig:
         for name in ("beta", "ac_rand", "smooth_noise", "weight_clip", "gmm_lr", "critic_lr", "mode_lr", "actor_lr"):
             need(getattr(self, name) >= 0, f"--{name} must not be negative, got {getattr(self, name)}")
 
-    def scales_rewards(self, env_id: str) -> bool:
+    def scales_rewards(self, dataset_name: str, env_id: str) -> bool:
         """Whether rewards are rescaled by the dataset's episode-return range (see REWARD_SCALINGS)."""
         if self.reward_scaling == "auto":
-            return self.agent in RETURN_RANGE_AGENTS and env_id.split("-")[0] in LOCOMOTION_ENVS
+            locomotion = env_id.split("-")[0] in LOCOMOTION_ENVS
+            return locomotion and (self.agent == "IQL" or (self.agent == "LOM" and is_collected(dataset_name)))
         return self.reward_scaling == "return_range"
 
     @property

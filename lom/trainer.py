@@ -175,7 +175,7 @@ class Trainer:
         self.device = pick_device(cfg.device)
         self.normalizer = ObservationNormalizer.fit(transitions.observations, cfg.normalise).to(self.device)
         self.reward_scale = (return_range_scale(transitions, RETURN_RANGE_TARGET)
-                             if cfg.scales_rewards(self.spec.env_id) else 1.0)
+                             if cfg.scales_rewards(self.spec.name, self.spec.env_id) else 1.0)
         self.data = DeviceDataset(transitions, self.normalizer, self.device, self.reward_scale)
         self.agent: Agent = make_agent(cfg, self.data.obs_dim, self.data.act_dim).to(self.device)
         if mixture is not None:

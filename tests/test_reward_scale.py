@@ -10,7 +10,7 @@ import torch
 from test_train import env, run_dir_of, train  # noqa: F401  (env is a fixture)
 
 from lom.batches import DeviceDataset, ObservationNormalizer
-from lom.config import TrainConfig
+from lom.config import COLLECTED_BETA, PAPER_HYPERPARAMS, TrainConfig
 from lom.data.hdf5_writer import write_d4rl_hdf5
 from lom.data.transitions import build_transitions, episode_returns, return_range_scale
 from lom.errors import LOMError
@@ -60,17 +60,22 @@ def test_datasets_whose_episodes_all_return_the_same_are_refused(tmp_path):
         return_range_scale(build_transitions(arrays, None, "test"), 1000.0)
 
 
-@pytest.mark.parametrize("agent, env_id, scaling, scaled", [
-    ("IQL", "Hopper-v4", "auto", True),
-    ("IQL", "HalfCheetah-v5", "auto", True),
-    ("IQL", "lom/MultimodalFork-v0", "auto", False),
-    ("IQL", "Hopper-v4", "none", False),
-    ("BC", "Walker2d-v4", "auto", False),
-    ("TD3BC", "Walker2d-v4", "auto", False),
-    ("BC", "Walker2d-v4", "return_range", True),
+@pytest.mark.parametrize("agent, dataset, env_id, scaling, scaled", [
+    ("IQL", "hopper-medium-v2", "Hopper-v4", "auto", True),
+    ("IQL", "my-file", "HalfCheetah-v5", "auto", True),
+    ("IQL", "multimodal-fork-v0", "lom/MultimodalFork-v0", "auto", False),
+    ("IQL", "hopper-medium-v2", "Hopper-v4", "none", False),
+    ("BC", "walker2d-v4_full-replay", "Walker2d-v4", "auto", False),
+    ("TD3BC", "walker2d-v4_full-replay", "Walker2d-v4", "auto", False),
+    ("BC", "walker2d-medium-v2", "Walker2d-v4", "return_range", True),
+    # LOM: the authors' unscaled rewards on D4RL, scaled on collected files, unscaled on other files
+    ("LOM", "halfcheetah-full-replay-v2", "HalfCheetah-v4", "auto", False),
+    ("LOM", "halfcheetah-v4_full-replay", "HalfCheetah-v4", "auto", True),
+    ("LOM", "halfcheetah-v4_full-replay", "HalfCheetah-v4", "none", False),
+    ("LOM", "my-file", "HalfCheetah-v4", "auto", False),
 ])
-def test_which_runs_scale_their_rewards(agent, env_id, scaling, scaled):
-    assert TrainConfig(agent=agent, reward_scaling=scaling).scales_rewards(env_id) == scaled
+def test_which_runs_scale_their_rewards(agent, dataset, env_id, scaling, scaled):
+    assert TrainConfig(agent=agent, reward_scaling=scaling).scales_rewards(dataset, env_id) == scaled
 
 
 def test_iql_run_on_locomotion_data_records_its_reward_scale(env, tmp_path):  # noqa: F811
@@ -83,3 +88,17 @@ def test_iql_run_on_locomotion_data_records_its_reward_scale(env, tmp_path):  # 
         assert out.returncode == 0, out.stderr
         config = json.loads((run_dir_of(args, env) / "config.json").read_text())
         assert config["reward_scale"] == pytest.approx(expected)
+
+
+def test_lom_on_a_collected_file_scales_rewards_and_weighs_softly(env, tmp_path):  # noqa: F811
+    path = tmp_path / "hopper-v4_full-replay.hdf5"
+    episodes_file(path)
+    args = ["--env_name", "Hopper-v4", "--dataset_path", str(path), "--training_steps", "5", "--gmm_steps", "5",
+            "--eval_every", "5", "--eval_episodes", "1", "--hidden_width", "16", "--gmm_hidden_width", "16",
+            "--gmm_batch_size", "8", "--mode_batch_size", "8", "--log_path", str(tmp_path / "runs")]
+    out = train(args, env)
+    assert out.returncode == 0, out.stderr
+    config = json.loads((run_dir_of(args, env) / "config.json").read_text())
+    assert config["reward_scale"] == pytest.approx(1000.0 / 19.0)
+    assert config["beta"] == COLLECTED_BETA
+    assert config["num_components"] == PAPER_HYPERPARAMS["hopper-full-replay-v2"].num_components

@@ -38,9 +38,12 @@ for env in "${envs[@]}"; do
     file="$data/collect_$lower/$lower-v4_full-replay.hdf5"
     DATASETS="$env-v4" SEEDS="0 1 2" AGENTS="LOM IQL BC" bash run_baselines.sh --dataset_path "$file"
     DATASETS="$env-v4" SEEDS="0" AGENTS="TD3BC" bash run_baselines.sh --dataset_path "$file"
-    # The authors' released agent: sarsa critic, weight against Q(s, π(s)), no reward scaling.
+    # The authors' released agent: sarsa critic, weight against Q(s, π(s)), no reward scaling, the paper's β.
     DATASETS="$env-v4" SEEDS="0" AGENTS="LOM" bash run_baselines.sh --dataset_path "$file" --group authors-rule \
-        --critic sarsa --weight_baseline policy --reward_scaling none
+        --critic sarsa --weight_baseline policy --reward_scaling none --beta 5
+    # Our default before this study: weight against V(s), but the paper's β on unscaled rewards.
+    DATASETS="$env-v4" SEEDS="0" AGENTS="LOM" bash run_baselines.sh --dataset_path "$file" --group beta5-unscaled \
+        --reward_scaling none --beta 5
 done
 
 # Keep only the small files of each run next to this script (no checkpoints, no datasets).
