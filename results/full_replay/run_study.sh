@@ -22,12 +22,13 @@ export STEPS=50000 GMM_STEPS=10000 EVAL_EVERY=5000 EVAL_EPISODES=10 LOG_PATH="$w
 declare -A sac_steps=([HalfCheetah]=150000 [Hopper]=300000 [Walker2d]=300000)
 
 cd "$repo"
-# 1. The datasets: one single-threaded collection per environment, side by side.
+# 1. The datasets: one single-threaded collection per environment, side by side, with a checkpoint every 10k
+#    steps (not part of the collection's identity) so that a stopped session loses little.
 pids=()
 for env in "${envs[@]}"; do
     lower="${env,,}"
     python -m lom.collect --env "$env-v4" --steps "${sac_steps[$env]}" --transitions 200000 --threads 1 \
-        --no_progress --out "$data/collect_$lower" >"$data/collect_$lower.log" 2>&1 &
+        --checkpoint_every 10000 --no_progress --out "$data/collect_$lower" >"$data/collect_$lower.log" 2>&1 &
     pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid" || { echo "a collection failed: see $data/collect_*.log" >&2; exit 1; }; done
