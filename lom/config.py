@@ -81,9 +81,11 @@ def dataset_hyperparams(dataset_name: str) -> LOMHyperParams:
     return dataclasses.replace(row, beta=COLLECTED_BETA) if is_collected(dataset_name) else row
 
 
-# The built-in benchmark: three behaviour modes, so a handful of components is plenty. Near the best gap, where
-# only the rarest mode has data, unsupported components would otherwise be scored by extrapolated values.
-PAPER_HYPERPARAMS["multimodal-fork-v0"] = _hp(2, 5, 5, 0.0, 0.2, 50, min_w=0.05)
+# The built-in benchmark: three behaviour modes plus random episodes, so four components, one each. With five, the
+# mixture split the rare best mode in two, each below the support floor at the start, and a broad component
+# fitted to the random episodes took over there (final score 0 on some seeds). Near the best gap, where only
+# the rarest mode has data, unsupported components would otherwise be scored by extrapolated values.
+PAPER_HYPERPARAMS["multimodal-fork-v0"] = _hp(1, 4, 5, 0.0, 0.2, 50, min_w=0.05)
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ PAPER_SCHEDULE = Schedule()
 # The built-in benchmark is a 2-D task: far fewer steps are enough, so that `python train.py` (no flags) is a first
 # run of a few minutes on 2 CPU cores.
 SCHEDULES: dict[str, Schedule] = {
-    "multimodal-fork-v0": Schedule(training_steps=5_000, gmm_steps=2_000, eval_every=500),
+    "multimodal-fork-v0": Schedule(training_steps=5_000, gmm_steps=2_000, eval_every=500, hidden_width=192),
 }
 
 
