@@ -19,7 +19,7 @@ export OMP_NUM_THREADS=1
 # The schedule: the same for every agent; LOM's mixture pre-training comes on top of the training steps.
 export STEPS=50000 GMM_STEPS=10000 EVAL_EVERY=5000 EVAL_EPISODES=10 LOG_PATH="$work"
 # SAC steps per environment: enough for a clearly good final policy (README: what each reached).
-declare -A sac_steps=([HalfCheetah]=150000 [Hopper]=300000 [Walker2d]=300000)
+declare -A sac_steps=([HalfCheetah]=150000 [Hopper]=200000 [Walker2d]=300000)
 
 cd "$repo"
 # 1. The datasets: one single-threaded collection per environment, side by side, with a checkpoint every 10k
