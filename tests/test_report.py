@@ -175,6 +175,25 @@ def test_learning_curve_mean_uses_the_seeds_that_reached_each_step():
     assert mean.tolist() == [2.0, 3.0] and std.tolist() == [1.0, 0.0]
 
 
+@pytest.mark.parametrize("datasets", [1, 4])
+def test_the_legend_of_many_long_column_names_stays_inside_the_figure(datasets):
+    import matplotlib.pyplot as plt
+
+    from lom.report.curves import learning_curves_figure
+
+    columns = ["LOM [authors-rule]", "LOM [beta5-unscaled]", "LOM [default]", "IQL", "BC", "TD3BC", "LOM [sarsa-K2]"]
+    curve = (np.array([5_000, 10_000]), np.array([10.0, 20.0]))
+    fig = learning_curves_figure({(f"dataset-{d}", c): [curve] for d in range(datasets) for c in columns})
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = fig.legends[0].get_window_extent(renderer)
+    page = fig.bbox
+    assert page.x0 <= legend.x0 and legend.x1 <= page.x1 and legend.y1 <= page.y1
+    panels_top = max(ax.get_tightbbox(renderer).y1 for ax in fig.axes if ax.get_visible())
+    assert legend.y0 >= panels_top  # above the panels, not over a title
+    plt.close(fig)
+
+
 def test_no_runs_is_a_one_line_error(tmp_path: Path):
     (tmp_path / "empty").mkdir()
     proc = subprocess.run(
