@@ -18,7 +18,7 @@ Curve = tuple[np.ndarray, np.ndarray]
 PANEL_INCHES = (4.2, 3.2)  # width, height of one dataset's panel
 MIN_WIDTH_INCHES = 6.4  # a single panel gets this much width, so that its legend fits in two columns
 # The shared legend above the panels: an entry is its line sample plus its label, in the default 10-pt font.
-LEGEND_ENTRY_INCHES, LEGEND_CHAR_INCHES, LEGEND_ROW_INCHES = 0.7, 0.085, 0.22
+LEGEND_ENTRY_INCHES, LEGEND_CHAR_INCHES, LEGEND_ROW_INCHES, LEGEND_PAD_INCHES = 0.7, 0.085, 0.22, 0.1
 
 
 def mean_std_curve(curves: list[Curve]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -40,6 +40,7 @@ def plot_learning_curves(curves: dict[tuple[str, str], list[Curve]], path: str |
 
 
 def learning_curves_figure(curves: dict[tuple[str, str], list[Curve]]) -> plt.Figure:
+    """The figure `plot_learning_curves` saves: a panel per dataset under one legend sized to its labels."""
     datasets = sorted({d for d, _ in curves}, key=dataset_sort_key)
     columns = sorted({c for _, c in curves}, key=column_sort_key)
     colors = {c: plt.get_cmap("tab10")(i % 10) for i, c in enumerate(columns)}
@@ -48,7 +49,7 @@ def learning_curves_figure(curves: dict[tuple[str, str], list[Curve]]) -> plt.Fi
     width = max(PANEL_INCHES[0] * ncols, MIN_WIDTH_INCHES)
     entry = LEGEND_ENTRY_INCHES + LEGEND_CHAR_INCHES * max(len(c) for c in columns)
     legend_cols = max(1, min(len(columns), int(width // entry)))
-    legend_inches = LEGEND_ROW_INCHES * math.ceil(len(columns) / legend_cols) + 0.1
+    legend_inches = LEGEND_ROW_INCHES * math.ceil(len(columns) / legend_cols) + LEGEND_PAD_INCHES
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, PANEL_INCHES[1] * nrows + legend_inches), squeeze=False)
     for ax, dataset in zip(axes.flat, datasets):
         for column in columns:
