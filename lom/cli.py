@@ -46,7 +46,7 @@ FLAG_HELP = {
     "weight_clip": "C, upper clip of LOM's imitation weight (default: per-dataset table)",
     "min_component_weight": "LOM: only components with at least this mixture weight at a state compete for k*(s) "
                             "(default: per-dataset table; 0 = the paper's rule)",
-    "discount": "discount factor γ",
+    "discount": f"discount factor γ {per_dataset('discount')}",
     "normalise": "standardise states with the dataset's mean and std (1/0)",
     "reward_scaling": "auto (return_range for IQL on HalfCheetah/Hopper/Walker2d data and for LOM on lom.collect "
                       "files of those envs; else none), return_range "
