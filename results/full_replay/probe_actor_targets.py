@@ -3,15 +3,20 @@ mode-value network), train fresh actors for a few thousand steps on different im
 score each; also score the policies the checkpoint implies without an actor.
 
 Usage: python results/full_replay/probe_actor_targets.py RUN_DIR [--steps 5000] [--episodes 5] [--out CSV]
+                                                            [--floor 0,0.05] [--variants 0,6]
 
 Targets: the selected component's mean; a sample from it; a sample plus LOM's `ac_rand` noise, clipped to the
 action box (what LOM imitates). Weights: 1, or LOM's clip(exp(β·(Q(s, a*) − V(s))), 0, C) for several β.
+`--floor W1,W2` trains each fresh actor once per W, its k*(s) skipping components with mixture weight below W
+(LOM's min_component_weight).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
+import itertools
 import math
 import sys
 from pathlib import Path
@@ -25,7 +30,10 @@ from lom.batches import DeviceDataset  # noqa: E402
 from lom.data import load_transitions  # noqa: E402
 from lom.evaluate import load_run  # noqa: E402
 from lom.evaluation import evaluate  # noqa: E402
-from lom.networks import DeterministicActor, adam, sample_components  # noqa: E402
+from lom.networks import sample_components  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from probe_selection import train_fresh_actor  # noqa: E402
 
 EVAL_SEED = 123
 # (name, target, β): β None = unit weights.
@@ -37,6 +45,8 @@ VARIANTS = [
     ("sample + ac_rand, β = 1", "noisy", 1.0),
     ("sample + ac_rand, β = 2", "noisy", 2.0),
     ("sample + ac_rand, run's β", "noisy", "run"),
+    ("sample + ac_rand, β = 5", "noisy", 5.0),
+    ("sample + ac_rand, β = 10", "noisy", 10.0),
 ]
 
 
@@ -46,6 +56,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5000, help="actor updates per variant")
     parser.add_argument("--episodes", type=int, default=5, help="evaluation episodes per policy")
     parser.add_argument("--out", help="also write the scores to this CSV file")
+    parser.add_argument("--floor", default=None,
+                        help="comma-separated min_component_weight values for the fresh actors' k*(s); each variant "
+                             "is trained once per value (default: the run's)")
+    parser.add_argument("--variants", default=None,
+                        help="comma-separated indices into the fresh-actor variants (default: all)")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -54,6 +69,8 @@ def main() -> None:
     data = DeviceDataset(load_transitions(run.spec), run.normalizer, torch.device("cpu"),
                          run.record.get("reward_scale", 1.0))
     agent.finish_pretraining(data)
+    floors = [hp.min_component_weight] if args.floor is None else [float(f) for f in args.floor.split(",")]
+    variants = VARIANTS if args.variants is None else [VARIANTS[int(i)] for i in args.variants.split(",")]
 
     def score(policy) -> float:
         with torch.no_grad():
@@ -98,19 +115,11 @@ def main() -> None:
         gap = agent.action_values(batch.obs, a.unsqueeze(1))[:, 0] - agent.critic.state_value(batch.obs)
         return a, imitation_weight(gap, hp.beta if beta == "run" else beta, hp.weight_clip)
 
-    for name, target, beta in VARIANTS:
-        torch.manual_seed(0)
-        actor = DeterministicActor(data.obs_dim, data.act_dim, cfg.hidden)
-        optimizer = adam(actor.parameters(), cfg.actor_lr)
-        for _ in range(args.steps):
-            batch = data.sample(cfg.actor_batch_size)
-            with torch.no_grad():
-                a, weight = targets(batch, target, beta)
-            loss = (weight * (actor(batch.obs) - a).square().mean(-1)).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    for (name, target, beta), floor in itertools.product(variants, floors):
+        agent.hp = dataclasses.replace(hp, min_component_weight=floor)
+        actor = train_fresh_actor(data, cfg, args.steps, lambda batch: targets(batch, target, beta))
         label = f"fresh actor, {args.steps} steps: {name}" + (f" ({hp.beta:g})" if beta == "run" else "")
+        label += f", floor {agent.hp.min_component_weight:g}"
         rows.append((label, score(actor)))
         print(f"{label:48s} {rows[-1][1]:6.1f}", flush=True)
 

@@ -1,0 +1,180 @@
+"""Does LOM pick the wrong component, or is the mixture too coarse? From one LOM run's checkpoint (its frozen
+critic), score policies that follow the component chosen by different rules, and fresh actors trained for a few
+thousand steps on samples of it (unit weights); optionally after training the run's mixture for more steps.
+
+Usage: python results/full_replay/probe_selection.py RUN_DIR [--rules net,mc8,qmean,heaviest] [--steps 5000]
+                                                      [--episodes 10] [--more_mixture_steps 0] [--out CSV]
+                                                      [--data_betas 0.1,3]
+
+Rules for k*(s): `net` the run's mode-value network (LOM's rule); `mcM` the critic's mean value of M samples of each
+component (the quantity the network regresses on, without its error); `qmean` the critic's value of each
+component's mean action; `heaviest` the component with the largest mixture weight (no values at all).
+`--more_mixture_steps N` first trains the run's mixture N more steps (as in pre-training, batch 512) and reports
+its negative log-likelihood on every dataset row before and after; `net` is then unavailable (the network scored
+the old components).
+
+`--data_betas B1,B2` adds fresh actors trained on the dataset's own actions instead of component samples, for each
+β: `awr` weights every action by clip(exp(β·(Q(s, a) − V(s))), 0, 100) (IQL's actor, deterministic); `awr-k*`
+multiplies that by the posterior probability that k*(s) (LOM's rule) produced the action, i.e. it imitates only
+the data of the selected mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from lom.batches import DeviceDataset  # noqa: E402
+from lom.data import load_transitions  # noqa: E402
+from lom.evaluate import load_run  # noqa: E402
+from lom.evaluation import evaluate  # noqa: E402
+from lom.networks import DeterministicActor, adam, gmm_log_prob, sample_components  # noqa: E402
+
+EVAL_SEED = 123
+ROWS_PER_CHUNK = 20_000
+AWR_CLIP = 100.0  # IQL's clip of its advantage weights
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir")
+    parser.add_argument("--rules", default="net,mc8,qmean,heaviest")
+    parser.add_argument("--steps", type=int, default=5000, help="actor updates per rule")
+    parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per policy")
+    parser.add_argument("--more_mixture_steps", type=int, default=0)
+    parser.add_argument("--data_betas", default="", help="β values for the fresh actors on dataset actions")
+    parser.add_argument("--out", help="also write the scores to this CSV file")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+
+    run = load_run(args.run_dir)
+    agent, cfg = run.agent, run.config
+    data = DeviceDataset(load_transitions(run.spec), run.normalizer, torch.device("cpu"),
+                         run.record.get("reward_scale", 1.0))
+    rules = [r for r in args.rules.split(",") if r]
+    if args.more_mixture_steps:
+        if "net" in rules:
+            parser.error("--more_mixture_steps changes the components the mode-value network scored: drop `net`")
+        print(f"mixture NLL per row: {mixture_nll(agent.gmm, data):.3f} after the run's {cfg.gmm_steps} steps",
+              flush=True)
+        train_mixture(agent.gmm, data, args.more_mixture_steps, cfg.gmm_batch_size, cfg.gmm_lr)
+        print(f"mixture NLL per row: {mixture_nll(agent.gmm, data):.3f} after {args.more_mixture_steps} more",
+              flush=True)
+    agent.finish_pretraining(data)
+
+    def score(policy) -> float:
+        with torch.no_grad():
+            result = evaluate(policy, run.normalizer, run.spec, args.episodes, seed=EVAL_SEED,
+                              device=torch.device("cpu"))
+        return result.summary["normalized_score"]
+
+    @torch.no_grad()
+    def select(obs, means, stds, log_w, rule: str) -> torch.Tensor:
+        if rule == "net":
+            return agent.best_component(obs, log_w)
+        if rule == "heaviest":
+            return log_w.argmax(-1)
+        if rule == "qmean":
+            return agent.action_values(obs, means).argmax(-1)
+        if rule.startswith("mc"):
+            m = int(rule[2:])
+            b, n, a = means.shape
+            draws = sample_components(means.unsqueeze(2).expand(b, n, m, a), stds.unsqueeze(2).expand(b, n, m, a),
+                                      torch.randn(b, n, m, a))
+            return agent.action_values(obs, draws.reshape(b, n * m, a)).view(b, n, m).mean(-1).argmax(-1)
+        raise SystemExit(f"unknown rule {rule!r}: use net, mcM (e.g. mc8), qmean or heaviest")
+
+    rows = []
+    for rule in rules:
+        def follow(obs: torch.Tensor, rule: str = rule) -> torch.Tensor:
+            means, stds, log_w = agent.gmm(obs)
+            k = select(obs, means, stds, log_w, rule)
+            return means[torch.arange(len(k)), k]
+
+        no_actor = score(follow)
+
+        def component_sample(batch, rule: str = rule):
+            means, stds, log_w = agent.behaviour(batch)
+            k = select(batch.obs, means, stds, log_w, rule)
+            rows_ = torch.arange(len(k))
+            target = sample_components(means[rows_, k], stds[rows_, k], torch.randn_like(means[:, 0]))
+            return target, torch.ones(len(k))
+
+        actor = train_fresh_actor(data, cfg, args.steps, component_sample)
+        rows.append((rule, no_actor, score(actor)))
+        print(f"{rule:10s} following its component's mean {no_actor:6.1f}   fresh actor, {args.steps} steps "
+              f"{rows[-1][2]:6.1f}", flush=True)
+
+    for beta in [float(b) for b in args.data_betas.split(",") if b]:
+        for mode_only in (False, True):
+            def weighted_data_action(batch, beta: float = beta, mode_only: bool = mode_only):
+                advantage = (agent.action_values(batch.obs, batch.act.unsqueeze(1))[:, 0]
+                             - agent.critic.state_value(batch.obs))
+                weight = torch.exp(beta * advantage).clamp(max=AWR_CLIP)
+                return batch.act, (weight * posterior_of_selected(agent, batch) if mode_only else weight)
+
+            actor = train_fresh_actor(data, cfg, args.steps, weighted_data_action)
+            name = f"{'awr-k*' if mode_only else 'awr'} β={beta:g}"
+            rows.append((name, float("nan"), score(actor)))
+            print(f"{name:10s} fresh actor on dataset actions, {args.steps} steps {rows[-1][2]:6.1f}", flush=True)
+
+    if args.out:
+        with open(args.out, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["rule", "more_mixture_steps", "follow_component_mean", "fresh_actor"])
+            writer.writerows((r, args.more_mixture_steps, f"{a:.1f}", f"{b:.1f}") for r, a, b in rows)
+
+
+def train_fresh_actor(data: DeviceDataset, cfg, steps: int, targets) -> DeterministicActor:
+    """A new actor (seed 0) trained `steps` steps on E[ω · mean_a (π(s) − a)²], (a, ω) = targets(batch)."""
+    torch.manual_seed(0)
+    actor = DeterministicActor(data.obs_dim, data.act_dim, cfg.hidden)
+    optimizer = adam(actor.parameters(), cfg.actor_lr)
+    for _ in range(steps):
+        batch = data.sample(cfg.actor_batch_size)
+        with torch.no_grad():
+            target, weight = targets(batch)
+        loss = (weight * (actor(batch.obs) - target).square().mean(-1)).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return actor
+
+
+@torch.no_grad()
+def posterior_of_selected(agent, batch) -> torch.Tensor:
+    """P(component k*(s) | s, a) for the batch's dataset actions under the frozen mixture."""
+    means, stds, log_w = agent.behaviour(batch)
+    k = agent.best_component(batch.obs, log_w)
+    joint = torch.distributions.Normal(means, stds).log_prob(batch.act.unsqueeze(1)).sum(-1) + log_w
+    return joint.softmax(-1)[torch.arange(len(k)), k]
+
+
+@torch.no_grad()
+def mixture_nll(gmm, data: DeviceDataset) -> float:
+    total = sum(-gmm_log_prob(*gmm(obs), act).sum().item()
+                for obs, act in zip(torch.split(data.obs, ROWS_PER_CHUNK), torch.split(data.act, ROWS_PER_CHUNK)))
+    return total / len(data)
+
+
+def train_mixture(gmm, data: DeviceDataset, steps: int, batch_size: int, lr: float) -> None:
+    gmm.requires_grad_(True)
+    optimizer = adam(gmm.parameters(), lr, "foreach")
+    for _ in range(steps):
+        idx = data.draw(batch_size)
+        loss = -gmm_log_prob(*gmm(data.obs.index_select(0, idx)), data.act.index_select(0, idx)).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    gmm.requires_grad_(False)
+
+
+if __name__ == "__main__":
+    main()
