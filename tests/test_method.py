@@ -46,6 +46,15 @@ def test_collected_files_take_the_values_of_the_d4rl_dataset_of_their_env_and_ki
     assert TrainConfig().resolve("my-own-file").lom == LOMHyperParams()
 
 
+def test_the_fork_discounts_more_steeply_than_the_papers_datasets_unless_told():
+    """γ is per dataset: 0.9 on the built-in benchmark (delay must cost enough to separate its modes), the paper's
+    0.99 elsewhere, and --discount wins over both."""
+    assert TrainConfig().resolve("multimodal-fork-v0").discount == 0.9
+    assert TrainConfig().resolve("hopper-medium-replay-v2").discount == 0.99
+    assert TrainConfig().resolve("halfcheetah-v4_full-replay").discount == 0.99
+    assert TrainConfig(discount=0.97).resolve("multimodal-fork-v0").discount == 0.97
+
+
 def test_mixture_recovers_three_known_modes():
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
