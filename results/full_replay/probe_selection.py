@@ -4,14 +4,15 @@ thousand steps on samples of it (unit weights); optionally after training the ru
 
 Usage: python results/full_replay/probe_selection.py RUN_DIR [--rules net,mc8,qmean,heaviest] [--steps 5000]
                                                       [--episodes 10] [--more_mixture_steps 0] [--out CSV]
-                                                      [--data_betas 0.1,3]
+                                                      [--data_betas 0.1,3] [--new_mixture_components N]
 
 Rules for k*(s): `net` the run's mode-value network (LOM's rule); `mcM` the critic's mean value of M samples of each
 component (the quantity the network regresses on, without its error); `qmean` the critic's value of each
 component's mean action; `heaviest` the component with the largest mixture weight (no values at all).
 `--more_mixture_steps N` first trains the run's mixture N more steps (as in pre-training, batch 512) and reports
 its negative log-likelihood on every dataset row before and after; `net` is then unavailable (the network scored
-the old components).
+the old components). `--new_mixture_components N` replaces the run's mixture by a new one with N components,
+trained from scratch for `--more_mixture_steps` steps.
 
 `--data_betas B1,B2` adds fresh actors trained on the dataset's own actions instead of component samples, for each
 β: `awr` weights every action by clip(exp(β·(Q(s, a) − V(s))), 0, 100) (IQL's actor, deterministic); `awr-k*`
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -34,7 +36,7 @@ from lom.batches import DeviceDataset  # noqa: E402
 from lom.data import load_transitions  # noqa: E402
 from lom.evaluate import load_run  # noqa: E402
 from lom.evaluation import evaluate  # noqa: E402
-from lom.networks import DeterministicActor, adam, gmm_log_prob, sample_components  # noqa: E402
+from lom.networks import DeterministicActor, GaussianMixture, adam, gmm_log_prob, sample_components  # noqa: E402
 
 EVAL_SEED = 123
 ROWS_PER_CHUNK = 20_000
@@ -48,6 +50,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5000, help="actor updates per rule")
     parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per policy")
     parser.add_argument("--more_mixture_steps", type=int, default=0)
+    parser.add_argument("--new_mixture_components", type=int, default=0)
     parser.add_argument("--data_betas", default="", help="β values for the fresh actors on dataset actions")
     parser.add_argument("--out", help="also write the scores to this CSV file")
     args = parser.parse_args()
@@ -62,8 +65,13 @@ def main() -> None:
     if args.more_mixture_steps:
         if "net" in rules:
             parser.error("--more_mixture_steps changes the components the mode-value network scored: drop `net`")
-        print(f"mixture NLL per row: {mixture_nll(agent.gmm, data):.3f} after the run's {cfg.gmm_steps} steps",
-              flush=True)
+        if args.new_mixture_components:
+            agent.gmm = GaussianMixture(data.obs_dim, data.act_dim, args.new_mixture_components,
+                                        (cfg.gmm_hidden_width,) * 2)
+            agent.hp = dataclasses.replace(agent.hp, num_components=args.new_mixture_components)
+        else:
+            print(f"mixture NLL per row: {mixture_nll(agent.gmm, data):.3f} after the run's {cfg.gmm_steps} steps",
+                  flush=True)
         train_mixture(agent.gmm, data, args.more_mixture_steps, cfg.gmm_batch_size, cfg.gmm_lr)
         print(f"mixture NLL per row: {mixture_nll(agent.gmm, data):.3f} after {args.more_mixture_steps} more",
               flush=True)
