@@ -16,7 +16,7 @@ THREADS_VARIABLE = "OMP_NUM_THREADS"
 PROC_STAT = "/proc/stat"
 # How long to watch the cores before choosing: long enough to span many scheduler ticks (10 ms), short beside a
 # run's start-up. The 1-minute load average is no substitute: it still counts processes that ended seconds ago (on
-# an idle 2-core machine just after a test run it read 2.4, and the first run then took 1 thread instead of 2).
+# an idle 2-core machine seconds after other jobs stopped it read 2.4, and the first run then took 1 thread of 2).
 BUSY_WINDOW_S = 0.25
 
 
