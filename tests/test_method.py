@@ -11,7 +11,8 @@ import torch
 from lom.agents.critics import ExpectileCritic, SarsaCritic, expectile_loss
 from lom.agents.lom import LOMAgent, imitation_weight
 from lom.batches import DeviceDataset, ObservationNormalizer
-from lom.config import COLLECTED_BETA, PAPER_HYPERPARAMS, LOMHyperParams, TrainConfig
+from lom.config import (COLLECTED_BETA, COLLECTED_MIN_COMPONENT_WEIGHT, PAPER_HYPERPARAMS, LOMHyperParams,
+                        TrainConfig)
 from lom.data.types import Transitions
 from lom.networks import EnsembleMLP, OneHotModeValue, MultiHeadModeValue
 
@@ -38,11 +39,14 @@ def lom_config(**overrides) -> TrainConfig:
     ("Hopper-v5_medium-replay", "hopper-medium-replay-v2"),
     ("walker2d-v4_expert", "walker2d-expert-v2"),
 ])
-def test_collected_files_take_the_values_of_the_d4rl_dataset_of_their_env_and_kind_with_a_soft_weight(name, paper):
+def test_collected_files_take_the_values_of_the_d4rl_dataset_of_their_env_and_kind_with_a_soft_weight_and_a_floor(name, paper):
     cfg = TrainConfig().resolve(name)
-    assert cfg.lom == dataclasses.replace(PAPER_HYPERPARAMS[paper], beta=COLLECTED_BETA)
+    assert cfg.lom == dataclasses.replace(PAPER_HYPERPARAMS[paper], beta=COLLECTED_BETA,
+                                          min_component_weight=COLLECTED_MIN_COMPONENT_WEIGHT)
     assert TrainConfig().resolve(paper).lom == PAPER_HYPERPARAMS[paper]
+    assert TrainConfig().resolve(paper).min_component_weight == 0.0  # the paper's rule on D4RL
     assert TrainConfig(beta=5.0).resolve(name).beta == 5.0
+    assert TrainConfig(min_component_weight=0.0).resolve(name).min_component_weight == 0.0
     assert TrainConfig().resolve("my-own-file").lom == LOMHyperParams()
 
 

@@ -5,10 +5,16 @@ thousand steps on samples of it (unit weights); optionally after training the ru
 Usage: python results/full_replay/probe_selection.py RUN_DIR [--rules net,mc8,qmean,heaviest] [--steps 5000]
                                                       [--episodes 10] [--more_mixture_steps 0] [--out CSV]
                                                       [--data_betas 0.1,3] [--new_mixture_components N]
+                                                      [--targets sample,best8,awr3]
 
 Rules for k*(s): `net` the run's mode-value network (LOM's rule); `mcM` the critic's mean value of M samples of each
-component (the quantity the network regresses on, without its error); `qmean` the critic's value of each
-component's mean action; `heaviest` the component with the largest mixture weight (no values at all).
+component (the quantity the network regresses on, without its error); `maxM` the best of M samples' values and
+`upM` their 0.9-quantile (a component scored by its good actions, not its average one); `qmean` the critic's value
+of each component's mean action; `heaviest` the component with the largest mixture weight (no values at all).
+
+`--targets` says what the fresh actor of each rule imitates: `sample` a sample of k*(s) with unit weight (LOM's
+target); `bestM` the best of M samples of k*(s) by the critic, unit weight; `awrB` the dataset's actions weighted
+by clip(exp(B·(Q(s, a) − V(s))), 0, 100) times the posterior probability that k*(s) produced them.
 `--more_mixture_steps N` first trains the run's mixture N more steps (as in pre-training, batch 512) and reports
 its negative log-likelihood on every dataset row before and after; `net` is then unavailable (the network scored
 the old components). `--new_mixture_components N` replaces the run's mixture by a new one with N components,
@@ -52,6 +58,7 @@ def main() -> None:
     parser.add_argument("--more_mixture_steps", type=int, default=0)
     parser.add_argument("--new_mixture_components", type=int, default=0)
     parser.add_argument("--data_betas", default="", help="β values for the fresh actors on dataset actions")
+    parser.add_argument("--targets", default="sample", help="what each rule's fresh actors imitate: sample,bestM,awrB")
     parser.add_argument("--out", help="also write the scores to this CSV file")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -91,13 +98,15 @@ def main() -> None:
             return log_w.argmax(-1)
         if rule == "qmean":
             return agent.action_values(obs, means).argmax(-1)
-        if rule.startswith("mc"):
-            m = int(rule[2:])
-            b, n, a = means.shape
-            draws = sample_components(means.unsqueeze(2).expand(b, n, m, a), stds.unsqueeze(2).expand(b, n, m, a),
-                                      torch.randn(b, n, m, a))
-            return agent.action_values(obs, draws.reshape(b, n * m, a)).view(b, n, m).mean(-1).argmax(-1)
-        raise SystemExit(f"unknown rule {rule!r}: use net, mcM (e.g. mc8), qmean or heaviest")
+        for prefix, reduce in (("mc", lambda q: q.mean(-1)), ("max", lambda q: q.max(-1).values),
+                               ("up", lambda q: q.quantile(0.9, dim=-1))):
+            if rule.startswith(prefix) and rule[len(prefix):].isdigit():
+                m = int(rule[len(prefix):])
+                b, n, a = means.shape
+                draws = sample_components(means.unsqueeze(2).expand(b, n, m, a),
+                                          stds.unsqueeze(2).expand(b, n, m, a), torch.randn(b, n, m, a))
+                return reduce(agent.action_values(obs, draws.reshape(b, n * m, a)).view(b, n, m)).argmax(-1)
+        raise SystemExit(f"unknown rule {rule!r}: use net, mcM, maxM, upM (e.g. mc8), qmean or heaviest")
 
     rows = []
     for rule in rules:
@@ -108,17 +117,33 @@ def main() -> None:
 
         no_actor = score(follow)
 
-        def component_sample(batch, rule: str = rule):
-            means, stds, log_w = agent.behaviour(batch)
-            k = select(batch.obs, means, stds, log_w, rule)
-            rows_ = torch.arange(len(k))
-            target = sample_components(means[rows_, k], stds[rows_, k], torch.randn_like(means[:, 0]))
-            return target, torch.ones(len(k))
+        # The critic and the mixture are frozen, so k*(s) of every dataset row is computed once per rule.
+        chunk = ROWS_PER_CHUNK // 10
+        k_rows = torch.cat([select(data.obs[i:i + chunk], *agent.behaviour_cache[i:i + chunk].unbind(1),
+                                   agent.log_weight_cache[i:i + chunk], rule)
+                            for i in range(0, len(data), chunk)])
+        for target_kind in [t for t in args.targets.split(",") if t]:
+            def rule_target(batch, rule: str = rule, target_kind: str = target_kind, k_rows=k_rows):
+                means, stds, log_w = agent.behaviour(batch)
+                k = k_rows[batch.idx]
+                rows_ = torch.arange(len(k))
+                if target_kind.startswith("awr"):
+                    advantage = (agent.action_values(batch.obs, batch.act.unsqueeze(1))[:, 0]
+                                 - agent.critic.state_value(batch.obs))
+                    weight = torch.exp(float(target_kind[3:]) * advantage).clamp(max=AWR_CLIP)
+                    return batch.act, weight * posterior(means, stds, log_w, batch.act, k)
+                m = int(target_kind[4:]) if target_kind.startswith("best") else 1
+                draws = sample_components(means[rows_, k].unsqueeze(1).expand(-1, m, -1),
+                                          stds[rows_, k].unsqueeze(1).expand(-1, m, -1),
+                                          torch.randn(len(k), m, means.shape[-1]))
+                best = agent.action_values(batch.obs, draws).argmax(-1) if m > 1 else torch.zeros_like(k)
+                return draws[rows_, best], torch.ones(len(k))
 
-        actor = train_fresh_actor(data, cfg, args.steps, component_sample)
-        rows.append((rule, no_actor, score(actor)))
-        print(f"{rule:10s} following its component's mean {no_actor:6.1f}   fresh actor, {args.steps} steps "
-              f"{rows[-1][2]:6.1f}", flush=True)
+            actor = train_fresh_actor(data, cfg, args.steps, rule_target)
+            name = rule if target_kind == "sample" else f"{rule} {target_kind}"
+            rows.append((name, no_actor, score(actor)))
+            print(f"{name:14s} following its component's mean {no_actor:6.1f}   fresh actor, {args.steps} steps "
+                  f"{rows[-1][2]:6.1f}", flush=True)
 
     for beta in [float(b) for b in args.data_betas.split(",") if b]:
         for mode_only in (False, True):
@@ -160,8 +185,12 @@ def train_fresh_actor(data: DeviceDataset, cfg, steps: int, targets) -> Determin
 def posterior_of_selected(agent, batch) -> torch.Tensor:
     """P(component k*(s) | s, a) for the batch's dataset actions under the frozen mixture."""
     means, stds, log_w = agent.behaviour(batch)
-    k = agent.best_component(batch.obs, log_w)
-    joint = torch.distributions.Normal(means, stds).log_prob(batch.act.unsqueeze(1)).sum(-1) + log_w
+    return posterior(means, stds, log_w, batch.act, agent.best_component(batch.obs, log_w))
+
+
+def posterior(means, stds, log_w, act, k) -> torch.Tensor:
+    """P(component k | s, a) under the frozen mixture, per row."""
+    joint = torch.distributions.Normal(means, stds).log_prob(act.unsqueeze(1)).sum(-1) + log_w
     return joint.softmax(-1)[torch.arange(len(k)), k]
 
 
