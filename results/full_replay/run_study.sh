@@ -39,12 +39,16 @@ for env in "${envs[@]}"; do
     file="$data/collect_$lower/$lower-v4_full-replay.hdf5"
     DATASETS="$env-v4" SEEDS="0 1 2" AGENTS="LOM IQL BC" bash run_baselines.sh --dataset_path "$file"
     DATASETS="$env-v4" SEEDS="0" AGENTS="TD3BC" bash run_baselines.sh --dataset_path "$file"
-    # The authors' released agent: sarsa critic, weight against Q(s, π(s)), no reward scaling, the paper's β.
+    # The authors' released agent: sarsa critic, weight against Q(s, π(s)), no reward scaling, the paper's β, every
+    # component a candidate for k*.
     DATASETS="$env-v4" SEEDS="0" AGENTS="LOM" bash run_baselines.sh --dataset_path "$file" --group authors-rule \
-        --critic sarsa --weight_baseline policy --reward_scaling none --beta 5
-    # Our default before this study: weight against V(s), but the paper's β on unscaled rewards.
+        --critic sarsa --weight_baseline policy --reward_scaling none --beta 5 --min_component_weight 0
+    # Our default before this study: weight against V(s), but the paper's β on unscaled rewards, no support floor.
     DATASETS="$env-v4" SEEDS="0" AGENTS="LOM" bash run_baselines.sh --dataset_path "$file" --group beta5-unscaled \
-        --reward_scaling none --beta 5
+        --reward_scaling none --beta 5 --min_component_weight 0
+    # Today's default without the support floor (our default until the Hopper runs showed why it needs one).
+    DATASETS="$env-v4" SEEDS="0 1 2" AGENTS="LOM" bash run_baselines.sh --dataset_path "$file" --group no-floor \
+        --min_component_weight 0
 done
 
 # Keep only the small files of each run next to this script (no checkpoints, no datasets).
