@@ -47,6 +47,7 @@ from lom.networks import DeterministicActor, GaussianMixture, adam, gmm_log_prob
 EVAL_SEED = 123
 ROWS_PER_CHUNK = 20_000
 AWR_CLIP = 100.0  # IQL's clip of its advantage weights
+SELECT_ROWS = 2_000  # dataset rows per chunk when k*(s) is computed for every row (M samples of N components each)
 
 
 def main() -> None:
@@ -118,19 +119,16 @@ def main() -> None:
         no_actor = score(follow)
 
         # The critic and the mixture are frozen, so k*(s) of every dataset row is computed once per rule.
-        chunk = ROWS_PER_CHUNK // 10
-        k_rows = torch.cat([select(data.obs[i:i + chunk], *agent.behaviour_cache[i:i + chunk].unbind(1),
-                                   agent.log_weight_cache[i:i + chunk], rule)
-                            for i in range(0, len(data), chunk)])
+        chunks = zip(torch.split(data.obs, SELECT_ROWS), torch.split(agent.behaviour_cache, SELECT_ROWS),
+                     torch.split(agent.log_weight_cache, SELECT_ROWS))
+        k_rows = torch.cat([select(obs, *cache.unbind(1), log_w, rule) for obs, cache, log_w in chunks])
         for target_kind in [t for t in args.targets.split(",") if t]:
             def rule_target(batch, rule: str = rule, target_kind: str = target_kind, k_rows=k_rows):
                 means, stds, log_w = agent.behaviour(batch)
                 k = k_rows[batch.idx]
                 rows_ = torch.arange(len(k))
                 if target_kind.startswith("awr"):
-                    advantage = (agent.action_values(batch.obs, batch.act.unsqueeze(1))[:, 0]
-                                 - agent.critic.state_value(batch.obs))
-                    weight = torch.exp(float(target_kind[3:]) * advantage).clamp(max=AWR_CLIP)
+                    weight = awr_weight(agent, batch, float(target_kind[3:]))
                     return batch.act, weight * posterior(means, stds, log_w, batch.act, k)
                 m = int(target_kind[4:]) if target_kind.startswith("best") else 1
                 draws = sample_components(means[rows_, k].unsqueeze(1).expand(-1, m, -1),
@@ -148,9 +146,7 @@ def main() -> None:
     for beta in [float(b) for b in args.data_betas.split(",") if b]:
         for mode_only in (False, True):
             def weighted_data_action(batch, beta: float = beta, mode_only: bool = mode_only):
-                advantage = (agent.action_values(batch.obs, batch.act.unsqueeze(1))[:, 0]
-                             - agent.critic.state_value(batch.obs))
-                weight = torch.exp(beta * advantage).clamp(max=AWR_CLIP)
+                weight = awr_weight(agent, batch, beta)
                 return batch.act, (weight * posterior_of_selected(agent, batch) if mode_only else weight)
 
             actor = train_fresh_actor(data, cfg, args.steps, weighted_data_action)
@@ -179,6 +175,13 @@ def train_fresh_actor(data: DeviceDataset, cfg, steps: int, targets) -> Determin
         loss.backward()
         optimizer.step()
     return actor
+
+
+@torch.no_grad()
+def awr_weight(agent, batch, beta: float) -> torch.Tensor:
+    """IQL's weight of each dataset action: clip(exp(β·(Q(s, a) − V(s))), 0, AWR_CLIP)."""
+    advantage = agent.action_values(batch.obs, batch.act.unsqueeze(1))[:, 0] - agent.critic.state_value(batch.obs)
+    return torch.exp(beta * advantage).clamp(max=AWR_CLIP)
 
 
 @torch.no_grad()
