@@ -159,12 +159,7 @@ class LOMAgent(Agent):
         A component the mixture barely uses at s describes no behaviour there, so its mode value is an extrapolation
         to actions the data never shows; the threshold (0 = the paper's rule) keeps such components out.
         """
-        values = self.mode_value(obs)
-        if self.hp.min_component_weight > 0:
-            supported = log_weights >= math.log(self.hp.min_component_weight)
-            supported |= log_weights == log_weights.max(dim=-1, keepdim=True).values  # never an empty choice
-            values = values.masked_fill(~supported, -torch.inf)
-        return values.argmax(dim=-1)
+        return supported_argmax(self.mode_value(obs), log_weights, self.hp.min_component_weight)
 
     @torch.no_grad()
     def best_mode_action(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -206,6 +201,16 @@ class LOMAgent(Agent):
     @torch.no_grad()
     def act(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor(obs)
+
+
+def supported_argmax(values: torch.Tensor, log_weights: torch.Tensor, min_weight: float) -> torch.Tensor:
+    """argmax_k values[..., k] over the components with weight >= min_weight; the heaviest always counts, so the
+    choice is never empty."""
+    if min_weight > 0:
+        supported = log_weights >= math.log(min_weight)
+        supported |= log_weights == log_weights.max(dim=-1, keepdim=True).values
+        values = values.masked_fill(~supported, -torch.inf)
+    return values.argmax(dim=-1)
 
 
 def imitation_weight(gap: torch.Tensor, beta: float, clip: float) -> torch.Tensor:

@@ -17,7 +17,6 @@ import argparse
 import csv
 import dataclasses
 import itertools
-import math
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from lom.agents.lom import imitation_weight  # noqa: E402
+from lom.agents.lom import imitation_weight, supported_argmax  # noqa: E402
 from lom.batches import DeviceDataset  # noqa: E402
 from lom.data import load_transitions  # noqa: E402
 from lom.evaluate import load_run  # noqa: E402
@@ -81,14 +80,7 @@ def main() -> None:
     def component_mean(rule: str, floor: float = 0.0):
         def act(obs: torch.Tensor) -> torch.Tensor:
             means, _, log_w = agent.gmm(obs)
-            if rule == "heaviest":
-                k = log_w.argmax(-1)
-            else:
-                values = agent.mode_value(obs)
-                if floor > 0:
-                    ok = (log_w >= math.log(floor)) | (log_w == log_w.max(-1, keepdim=True).values)
-                    values = values.masked_fill(~ok, -torch.inf)
-                k = values.argmax(-1)
+            k = log_w.argmax(-1) if rule == "heaviest" else supported_argmax(agent.mode_value(obs), log_w, floor)
             return means[torch.arange(len(k)), k]
         return act
 

@@ -5,7 +5,7 @@ thousand steps on samples of it (unit weights); optionally after training the ru
 Usage: python results/full_replay/probe_selection.py RUN_DIR [--rules net,mc8,qmean,heaviest] [--steps 5000]
                                                       [--episodes 10] [--more_mixture_steps 0] [--out CSV]
                                                       [--data_betas 0.1,3] [--new_mixture_components N]
-                                                      [--targets sample,best8,awr3]
+                                                      [--targets sample,best8,awr3] [--floor 0.05]
 
 Rules for k*(s): `net` the run's mode-value network (LOM's rule); `mcM` the critic's mean value of M samples of each
 component (the quantity the network regresses on, without its error); `maxM` the best of M samples' values and
@@ -38,6 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from lom.agents.lom import supported_argmax  # noqa: E402
 from lom.batches import DeviceDataset  # noqa: E402
 from lom.data import load_transitions  # noqa: E402
 from lom.evaluate import load_run  # noqa: E402
@@ -60,6 +61,9 @@ def main() -> None:
     parser.add_argument("--new_mixture_components", type=int, default=0)
     parser.add_argument("--data_betas", default="", help="β values for the fresh actors on dataset actions")
     parser.add_argument("--targets", default="sample", help="what each rule's fresh actors imitate: sample,bestM,awrB")
+    parser.add_argument("--floor", type=float, default=0.0,
+                        help="value rules (mcM, maxM, upM, qmean) skip components with mixture weight below this "
+                             "(LOM's min_component_weight; `net` uses the run's own)")
     parser.add_argument("--out", help="also write the scores to this CSV file")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -97,8 +101,12 @@ def main() -> None:
             return agent.best_component(obs, log_w)
         if rule == "heaviest":
             return log_w.argmax(-1)
+        return supported_argmax(component_values(obs, means, stds, rule), log_w, args.floor)
+
+    @torch.no_grad()
+    def component_values(obs, means, stds, rule: str) -> torch.Tensor:
         if rule == "qmean":
-            return agent.action_values(obs, means).argmax(-1)
+            return agent.action_values(obs, means)
         for prefix, reduce in (("mc", lambda q: q.mean(-1)), ("max", lambda q: q.max(-1).values),
                                ("up", lambda q: q.quantile(0.9, dim=-1))):
             if rule.startswith(prefix) and rule[len(prefix):].isdigit():
@@ -106,7 +114,7 @@ def main() -> None:
                 b, n, a = means.shape
                 draws = sample_components(means.unsqueeze(2).expand(b, n, m, a),
                                           stds.unsqueeze(2).expand(b, n, m, a), torch.randn(b, n, m, a))
-                return reduce(agent.action_values(obs, draws.reshape(b, n * m, a)).view(b, n, m)).argmax(-1)
+                return reduce(agent.action_values(obs, draws.reshape(b, n * m, a)).view(b, n, m))
         raise SystemExit(f"unknown rule {rule!r}: use net, mcM, maxM, upM (e.g. mc8), qmean or heaviest")
 
     rows = []
