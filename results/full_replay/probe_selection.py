@@ -5,12 +5,14 @@ thousand steps on samples of it (unit weights); optionally after training the ru
 Usage: python results/full_replay/probe_selection.py RUN_DIR [--rules net,mc8,qmean,heaviest] [--steps 5000]
                                                       [--episodes 10] [--more_mixture_steps 0] [--out CSV]
                                                       [--data_betas 0.1,3] [--new_mixture_components N]
-                                                      [--targets sample,best8,awr3] [--floor 0.05]
+                                                      [--targets sample,best8,awr3]
 
 Rules for k*(s): `net` the run's mode-value network (LOM's rule); `mcM` the critic's mean value of M samples of each
 component (the quantity the network regresses on, without its error); `maxM` the best of M samples' values and
 `upM` their 0.9-quantile (a component scored by its good actions, not its average one); `qmean` the critic's value
 of each component's mean action; `heaviest` the component with the largest mixture weight (no values at all).
+A value rule followed by `@W` (e.g. `mc8@0.05`) skips components with mixture weight below W, as LOM's
+`min_component_weight` does (`net` uses the run's own).
 
 `--targets` says what the fresh actor of each rule imitates: `sample` a sample of k*(s) with unit weight (LOM's
 target); `bestM` the best of M samples of k*(s) by the critic, unit weight; `awrB` the dataset's actions weighted
@@ -61,9 +63,6 @@ def main() -> None:
     parser.add_argument("--new_mixture_components", type=int, default=0)
     parser.add_argument("--data_betas", default="", help="β values for the fresh actors on dataset actions")
     parser.add_argument("--targets", default="sample", help="what each rule's fresh actors imitate: sample,bestM,awrB")
-    parser.add_argument("--floor", type=float, default=0.0,
-                        help="value rules (mcM, maxM, upM, qmean) skip components with mixture weight below this "
-                             "(LOM's min_component_weight; `net` uses the run's own)")
     parser.add_argument("--out", help="also write the scores to this CSV file")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -101,7 +100,8 @@ def main() -> None:
             return agent.best_component(obs, log_w)
         if rule == "heaviest":
             return log_w.argmax(-1)
-        return supported_argmax(component_values(obs, means, stds, rule), log_w, args.floor)
+        rule, _, floor = rule.partition("@")
+        return supported_argmax(component_values(obs, means, stds, rule), log_w, float(floor or 0))
 
     @torch.no_grad()
     def component_values(obs, means, stds, rule: str) -> torch.Tensor:
