@@ -50,6 +50,13 @@ def test_collected_files_take_the_values_of_the_d4rl_dataset_of_their_env_and_ki
     assert TrainConfig().resolve("my-own-file").lom == LOMHyperParams()
 
 
+def test_collected_walker2d_replay_uses_two_components_and_the_d4rl_row_keeps_ten():
+    assert TrainConfig().resolve("walker2d-v4_full-replay").num_components == 2
+    assert TrainConfig().resolve("walker2d-full-replay-v2").num_components == 10
+    assert TrainConfig().resolve("hopper-v4_full-replay").num_components == 10
+    assert TrainConfig(num_components=10).resolve("walker2d-v4_full-replay").num_components == 10
+
+
 def test_the_fork_discounts_more_steeply_than_the_papers_datasets_unless_told():
     """γ is per dataset: 0.9 on the built-in benchmark (delay must cost enough to separate its modes), the paper's
     0.99 elsewhere, and --discount wins over both."""
