@@ -39,10 +39,20 @@ for env in "${envs[@]}"; do
     file="$data/collect_$lower/$lower-v4_full-replay.hdf5"
     DATASETS="$env-v4" SEEDS="0 1 2" AGENTS="LOM IQL BC" bash run_baselines.sh --dataset_path "$file"
     DATASETS="$env-v4" SEEDS="0" AGENTS="TD3BC" bash run_baselines.sh --dataset_path "$file"
-    # The authors' released agent: sarsa critic, weight against Q(s, π(s)), no reward scaling, the paper's β, every
-    # component a candidate for k*.
+    # The authors' released agent: sarsa critic, weight against Q(s, π(s)), no reward scaling, the paper's β and N,
+    # every component a candidate for k*.
     DATASETS="$env-v4" SEEDS="0" AGENTS="LOM" bash run_baselines.sh --dataset_path "$file" --group authors-rule \
-        --critic sarsa --weight_baseline policy --reward_scaling none --beta 5 --min_component_weight 0
+        --critic sarsa --weight_baseline policy --reward_scaling none --beta 5 --min_component_weight 0 --num_components 10
+    if [ "$env" = Walker2d ]; then
+        # The D4RL row's N = 10 (this file's default until these runs fell), N = 5, and N = 10 with two critics.
+        DATASETS="$env-v4" SEEDS="0 1" AGENTS="LOM" bash run_baselines.sh --dataset_path "$file" --group n10 \
+            --num_components 10
+        DATASETS="$env-v4" SEEDS="0 1" AGENTS="LOM" bash run_baselines.sh --dataset_path "$file" --group n5 \
+            --num_components 5
+        DATASETS="$env-v4" SEEDS="0 1" AGENTS="LOM" bash run_baselines.sh --dataset_path "$file" --group k2 \
+            --num_components 10 --num_critics 2
+        continue
+    fi
     # Our default before this study: weight against V(s), but the paper's β on unscaled rewards, no support floor.
     DATASETS="$env-v4" SEEDS="0" AGENTS="LOM" bash run_baselines.sh --dataset_path "$file" --group beta5-unscaled \
         --reward_scaling none --beta 5 --min_component_weight 0
