@@ -1,15 +1,18 @@
 """Make D4RL-style datasets in any gymnasium continuous-control env: `python -m lom.collect --env ENV --out DIR`.
 
-Like D4RL: SAC is trained online, then DIR receives four D4RL-format HDF5 files,
+Like D4RL: SAC is trained online, then DIR receives six D4RL-format HDF5 files,
   <env>_full-replay.hdf5    the whole replay buffer (every training step),
   <env>_medium-replay.hdf5  the replay buffer up to the step of the medium policy,
   <env>_medium.hdf5         rollouts of the medium policy (stochastic samples),
   <env>_expert.hdf5         rollouts of the final policy (stochastic samples),
+  <env>_medium-expert.hdf5  the medium file's rows, then the expert file's (as D4RL built its medium-expert),
+  <env>_random.hdf5         rollouts of the uniform random policy,
 with <env> the lower-cased env id (e.g. halfcheetah-v4_medium.hdf5). The medium policy is the first evaluation
 snapshot whose return gets `medium_fraction` of the way from the random policy's return to the final policy's.
 Every file carries `metadata/ref_min_score` (random-policy mean return) and `metadata/ref_max_score` (final policy,
 deterministic, mean return), so `train.py --env_name ENV --dataset_path FILE` reports normalised scores.
-Rerunning the same command resumes an interrupted collection; finished files are never rewritten.
+Rerunning the same command resumes an interrupted collection; finished files are never rewritten. The last two
+files need no SAC: over a collection made before they existed, the same command writes them from its files.
 """
 
 from __future__ import annotations
@@ -49,12 +52,16 @@ from lom.sac import (
     rollout,
 )
 
-KINDS = ("full-replay", "medium-replay", "medium", "expert")
+# Files cut from the SAC run (its buffer and policy snapshots), then files made from those files or from the env alone.
+SAC_KINDS = ("full-replay", "medium-replay", "medium", "expert")
+DERIVED_KINDS = ("medium-expert", "random")
+KINDS = SAC_KINDS + DERIVED_KINDS
 CONFIG_NAME = "collect_config.json"
 REFERENCES_NAME = "references.json"
 RETURNS_PNG_NAME = "returns.png"
 # Offsets keep the seeds of the different rollouts apart from each other and from training (seed) and eval.
-RANDOM_REF_SEED, EXPERT_REF_SEED, MEDIUM_SEED, EXPERT_SEED = 2_000_000, 3_000_000, 4_000_000, 5_000_000
+RANDOM_REF_SEED, EXPERT_REF_SEED, MEDIUM_SEED, EXPERT_SEED, RANDOM_SEED = (
+    2_000_000, 3_000_000, 4_000_000, 5_000_000, 6_000_000)
 # D4RL-format keys for the replay buffer's fields.
 BUFFER_KEYS = {
     "obs": "observations",
@@ -72,7 +79,7 @@ class CollectConfig:
 
     training: OnlineConfig
     out: Path
-    transitions: int = 1_000_000  # rows of the medium and expert files
+    transitions: int = 1_000_000  # rows of the medium, expert and random files
     medium_fraction: float = 1 / 3
     reference_episodes: int = 10
     checkpoint_every: int = 50_000
@@ -121,26 +128,35 @@ def dataset_path(out: Path, env_id: str, kind: str) -> Path:
 
 
 def collect(config: CollectConfig) -> CollectResult:
-    """Train (or resume) SAC, then write whichever of the four datasets and the returns histogram are missing."""
+    """Train (or resume) SAC unless its files exist, then write whichever datasets and the returns histogram are
+    missing."""
     env = make_env(config.training.env_id, config.training.max_episode_steps)  # checks the env before any writing
     _check_config(config)
     torch.set_num_threads(config.threads)
     files = {kind: dataset_path(config.out, config.training.env_id, kind) for kind in KINDS}
-    products = [*files.values(), *(config.out / name for name in (RETURNS_PNG_NAME, REFERENCES_NAME, EVAL_CSV_NAME))]
-    if all(path.exists() for path in products):
-        return _finished_result(config, files)
-    trainer = OnlineTrainer(config.training, config.out, config.device, config.checkpoint_every)
-    trained = trainer.run(progress=config.progress)
-    references = _references(config, trained, env)
-    medium_index = select_medium(trained.log.evals, references.random_return, config.medium_fraction)
-    written = []
-    for kind, path in files.items():
-        if not path.exists():
-            write_d4rl_hdf5(path, *_dataset(config, trained, references, kind, medium_index, env))
-            written.append(kind)
-    write_returns_png(config.out / RETURNS_PNG_NAME, files, references)
-    evals = trained.log.evals
-    return CollectResult(files, references, evals, evals[medium_index].step, trained.resumed_from_step, written)
+    sac_products = [*(files[kind] for kind in SAC_KINDS),
+                    *(config.out / name for name in (REFERENCES_NAME, EVAL_CSV_NAME))]
+    if all(path.exists() for path in sac_products):
+        result = _finished_result(config, files)
+    else:
+        trainer = OnlineTrainer(config.training, config.out, config.device, config.checkpoint_every)
+        trained = trainer.run(progress=config.progress)
+        references = _references(config, trained, env)
+        medium_index = select_medium(trained.log.evals, references.random_return, config.medium_fraction)
+        written = []
+        for kind in SAC_KINDS:
+            if not files[kind].exists():
+                write_d4rl_hdf5(files[kind], *_dataset(config, trained, references, kind, medium_index, env))
+                written.append(kind)
+        evals = trained.log.evals
+        result = CollectResult(files, references, evals, evals[medium_index].step, trained.resumed_from_step, written)
+    for kind in DERIVED_KINDS:
+        if not files[kind].exists():
+            write_d4rl_hdf5(files[kind], *_derived_dataset(config, result, kind, env))
+            result.written.append(kind)
+    if result.written or not (config.out / RETURNS_PNG_NAME).exists():
+        write_returns_png(config.out / RETURNS_PNG_NAME, files, result.references)
+    return result
 
 
 def _check_config(config: CollectConfig) -> None:
@@ -241,6 +257,34 @@ def _replay_rows(trained: TrainedSAC, end: int) -> tuple[dict[str, np.ndarray], 
     return arrays, returns
 
 
+def _derived_dataset(config: CollectConfig, result: CollectResult, kind: str, env: gymnasium.Env
+                     ) -> tuple[dict[str, np.ndarray], dict]:
+    """medium-expert: the medium file's rows followed by the expert file's; random: `transitions` rows of the
+    uniform random policy. Neither needs the SAC run, only its files (and the env)."""
+    if kind == "medium-expert":
+        parts = [_read_file(result.files[name]) for name in ("medium", "expert")]
+        arrays = {key: np.concatenate([part[0][key] for part in parts]) for key in parts[0][0]}
+        returns, policy_step = np.concatenate([part[1] for part in parts]), _policy_step(result.files["expert"])
+    else:
+        seed = config.training.seed + RANDOM_SEED
+        policy = random_policy(env_dims(env)[1], np.random.default_rng(seed))
+        rolled = rollout(env, policy, seed, steps=config.transitions, progress_desc=kind if config.progress else None)
+        arrays, returns, policy_step = rolled.arrays, rolled.episode_returns, 0
+    return arrays, _metadata(config, result.references, kind, policy_step, returns, env)
+
+
+def _read_file(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A collected file's D4RL arrays and its complete episodes' returns."""
+    with h5py.File(path, "r") as f:
+        arrays = {key: f[key][()] for key in BUFFER_KEYS.values()}
+        return arrays, f["metadata/episode_returns"][()]
+
+
+def _policy_step(path: Path) -> int:
+    with h5py.File(path, "r") as f:
+        return int(f["metadata/policy_step"][()])
+
+
 def _metadata(
     config: CollectConfig, references: References, kind: str, policy_step: int, returns: np.ndarray, env: gymnasium.Env
 ) -> dict:
@@ -252,7 +296,8 @@ def _metadata(
         "kind": kind,
         "seed": training.seed,
         "sac_steps": training.steps,
-        # replay files: the last training step included; medium/expert: the training step of the policy.
+        # replay files: the last training step included; medium/expert: the training step of the policy
+        # (medium-expert: the expert's; random: 0).
         "policy_step": policy_step,
         "max_episode_steps": env.spec.max_episode_steps,
         # Stored actions are the policy's, in [-1, 1]; the env maps them linearly onto these bounds.
@@ -286,7 +331,7 @@ def write_returns_png(path: Path, files: dict[str, Path], references: References
     returns_by_kind = {kind: read_episode_returns(file) for kind, file in files.items()}
     every = np.concatenate([*returns_by_kind.values(), [references.random_return, references.expert_return]])
     bins = np.linspace(every.min(), every.max(), 41)  # shared bins so the panels compare at a glance
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7), sharex=True)
     for ax, (kind, returns) in zip(axes.flat, returns_by_kind.items()):
         ax.hist(returns, bins=bins, color="tab:blue", alpha=0.8)
         ax.axvline(references.random_return, color="tab:red", linestyle="--", label="random policy")
@@ -308,9 +353,7 @@ def _finished_result(config: CollectConfig, files: dict[str, Path]) -> CollectRe
     """Everything is on disk already: rebuild the result from the run folder, without loading the checkpoint."""
     references = References(**json.loads((config.out / REFERENCES_NAME).read_text()))
     evals = read_eval_csv(config.out / EVAL_CSV_NAME)
-    with h5py.File(files["medium"], "r") as f:
-        medium_step = int(f["metadata/policy_step"][()])
-    return CollectResult(files, references, evals, medium_step, config.training.steps)
+    return CollectResult(files, references, evals, _policy_step(files["medium"]), config.training.steps)
 
 
 def read_eval_csv(path: Path) -> list[EvalRow]:
@@ -345,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", required=True, help="gymnasium env id with a Box action space, e.g. HalfCheetah-v4")
     p.add_argument("--out", required=True, type=Path, help="output folder (also holds checkpoints; rerun to resume)")
     p.add_argument("--steps", type=int, default=1_000_000, help="SAC environment steps = rows of full-replay")
-    p.add_argument("--transitions", type=int, default=1_000_000, help="rows of the medium and expert files")
+    p.add_argument("--transitions", type=int, default=1_000_000, help="rows of the medium, expert and random files")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--medium_fraction", type=float, default=1 / 3,
                    help="medium = first snapshot this fraction of the way from random to final return")

@@ -1,9 +1,10 @@
-"""`python -m lom.collect`: a tiny SAC run in real MuJoCo writes four loadable datasets and resumes after a kill."""
+"""`python -m lom.collect`: a tiny SAC run in real MuJoCo writes six loadable datasets and resumes after a kill."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,10 +50,12 @@ def _arrays(path: Path) -> dict[str, np.ndarray]:
         return {key: f[key][()] for key in f if isinstance(f[key], h5py.Dataset)}
 
 
-def test_writes_four_datasets_that_the_loader_accepts(finished_run):
+def test_writes_six_datasets_that_the_loader_accepts(finished_run):
     references = json.loads((finished_run / collect.REFERENCES_NAME).read_text())
     medium_step = int(h5py.File(_file(finished_run, "medium"), "r")["metadata/policy_step"][()])
-    expected_rows = {"full-replay": STEPS, "medium-replay": medium_step, "medium": TRANSITIONS, "expert": TRANSITIONS}
+    expected_rows = {"full-replay": STEPS, "medium-replay": medium_step, "medium": TRANSITIONS, "expert": TRANSITIONS,
+                     "medium-expert": 2 * TRANSITIONS, "random": TRANSITIONS}
+    assert set(expected_rows) == set(collect.KINDS)
     for kind, rows in expected_rows.items():
         path = _file(finished_run, kind)
         spec = resolve_dataset(ENV_ID, dataset_path=str(path))
@@ -62,10 +65,12 @@ def test_writes_four_datasets_that_the_loader_accepts(finished_run):
         assert transitions.obs_dim == 17 and transitions.act_dim == 6
         arrays = _arrays(path)
         assert len(arrays["rewards"]) == rows
-        # HalfCheetah never terminates: every 50th row is a time-limit cut, and so is the last row.
+        # HalfCheetah never terminates: every 50th row of a rollout is a time-limit cut, and so is its last row.
         assert not arrays["terminals"].any()
         cuts = np.flatnonzero(arrays["timeouts"])
-        assert set(cuts) >= set(range(EPISODE_STEPS - 1, rows, EPISODE_STEPS)) and cuts[-1] == rows - 1
+        rollout_ends = [TRANSITIONS, rows] if kind == "medium-expert" else [rows]
+        for start, end in zip([0, *rollout_ends], rollout_ends):
+            assert set(cuts) >= set(range(start + EPISODE_STEPS - 1, end, EPISODE_STEPS)) | {end - 1}
         # Inside an episode, next_observations[i] is the row i + 1 observation the env returned.
         inside = np.setdiff1d(np.arange(rows - 1), cuts)
         np.testing.assert_array_equal(arrays["next_observations"][inside], arrays["observations"][inside + 1])
@@ -79,6 +84,19 @@ def test_writes_four_datasets_that_the_loader_accepts(finished_run):
     for name in (collect.RETURNS_PNG_NAME, "sac_eval.png", "sac_eval.csv"):
         assert (finished_run / name).stat().st_size > 0
     assert not list(finished_run.glob("*.tmp")) and not list(finished_run.glob(".*"))
+
+
+def test_medium_expert_is_the_medium_rows_then_the_expert_rows_and_random_acts_uniformly(finished_run):
+    medium, expert = _arrays(_file(finished_run, "medium")), _arrays(_file(finished_run, "expert"))
+    both = _arrays(_file(finished_run, "medium-expert"))
+    for key in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts"):
+        np.testing.assert_array_equal(both[key], np.concatenate([medium[key], expert[key]]))
+    with h5py.File(_file(finished_run, "medium-expert"), "r") as f:
+        returns = f["metadata/episode_returns"][()]
+    assert len(returns) == 2 * (TRANSITIONS // EPISODE_STEPS)
+    actions = _arrays(_file(finished_run, "random"))["actions"]
+    assert np.abs(actions.mean()) < 0.05 and actions.min() < -0.99 and actions.max() > 0.99
+    assert 0.55 < actions.std() < 0.6  # uniform on [-1, 1]: std 1/sqrt(3) = 0.577
 
 
 def test_replay_files_are_the_training_buffer(finished_run):
@@ -119,7 +137,24 @@ def test_second_run_only_reports(finished_run, capsys):
     before = {p.name: p.stat().st_mtime_ns for p in finished_run.iterdir()}
     assert collect.main([*FLAGS, "--out", str(finished_run)]) == 0
     assert {p.name: p.stat().st_mtime_ns for p in finished_run.iterdir()} == before
-    assert capsys.readouterr().out.count("(existing)") == 4
+    assert capsys.readouterr().out.count("(existing)") == 6
+
+
+def test_medium_expert_and_random_are_written_from_an_existing_collection_without_sac(finished_run, tmp_path):
+    """A collection made before these kinds existed gains them from its files: no SAC checkpoint is read or made."""
+    out = tmp_path / "older"
+    shutil.copytree(finished_run, out)
+    for path in (_file(out, "medium-expert"), _file(out, "random"), out / CHECKPOINT_NAME):
+        path.unlink()
+    eval_csv = (out / "sac_eval.csv").read_text()
+    assert collect.main([*FLAGS, "--out", str(out)]) == 0
+    assert not (out / CHECKPOINT_NAME).exists() and (out / "sac_eval.csv").read_text() == eval_csv
+    for kind in collect.DERIVED_KINDS:
+        remade, original = _arrays(_file(out, kind)), _arrays(_file(finished_run, kind))
+        for key in ("observations", "actions", "rewards", "timeouts"):
+            np.testing.assert_array_equal(remade[key], original[key])
+        spec = resolve_dataset(ENV_ID, dataset_path=str(_file(out, kind)))
+        assert len(load_transitions(spec, progress=False)) > 0
 
 
 def test_killed_collection_resumes_where_it_stopped(finished_run, tmp_path):
