@@ -4,7 +4,10 @@ evaluation, after the whole training schedule."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium
+import torch
 
 from lom.data.types import DatasetSpec
 from lom.envs import make_env
@@ -25,6 +28,19 @@ def check_env_fit(spec: DatasetSpec, obs_dim: int, act_dim: int) -> None:
                        f"{fix}")
     if env_act != act_dim:
         raise LOMError(f"{_data(spec)} has {act_dim}-dimensional actions, but {spec.env_id} takes {env_act}: {fix}")
+
+
+def load_mixture(path: str) -> dict:
+    """The contents of a --gmm_path file; one LOMError line if it is missing or cannot be read as a mixture file."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise LOMError(f"--gmm_path: the mixture file {file} does not exist (give a run's gmm.pt)")
+    try:
+        return torch.load(file, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated or foreign file: say which one, not a pickle traceback
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise LOMError(f"--gmm_path: cannot read the mixture file {file} ({reason}) — give a behaviour mixture "
+                       "saved by train.py (a run's gmm.pt)") from None
 
 
 def check_mixture_fit(mixture: dict, path: str, obs_dim: int, act_dim: int, components: int, width: int) -> None:

@@ -32,7 +32,7 @@ from lom.data.transitions import return_range_scale
 from lom.data.types import DatasetSpec
 from lom.errors import EXIT_INTERRUPTED, EXIT_STOPPED, LOMError, TrainingStopped
 from lom.evaluation import evaluate
-from lom.fit import check_env_fit, check_mixture_fit
+from lom.fit import check_env_fit, check_mixture_fit, load_mixture
 from lom.io import write_json
 from lom.run_lock import RunLock
 from lom.run_logging import RunLogger, run_directory_for
@@ -156,7 +156,7 @@ class Trainer:
         print(f"run folder: {self.run_dir}", flush=True)
         transitions = load_transitions(self.spec)
         check_env_fit(self.spec, transitions.obs_dim, transitions.act_dim)
-        mixture = checkpoint.load(cfg.gmm_path) if cfg.gmm_path and cfg.agent == "LOM" else None
+        mixture = load_mixture(cfg.gmm_path) if cfg.gmm_path and cfg.agent == "LOM" else None
         if mixture is not None:
             check_mixture_fit(mixture, cfg.gmm_path, transitions.obs_dim, transitions.act_dim, cfg.num_components,
                               cfg.gmm_hidden_width)

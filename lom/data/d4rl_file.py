@@ -60,7 +60,16 @@ def validate_d4rl_arrays(arrays: dict[str, np.ndarray], source: str) -> dict[str
     return out
 
 
+def folder_message(path: Path) -> str:
+    """The one line for a folder given where an HDF5 file belongs, naming the .hdf5 files it holds."""
+    inside = sorted(p.name for p in path.glob("*.hdf5"))
+    hint = f" (it holds {', '.join(inside[:4])}{', …' if len(inside) > 4 else ''})" if inside else ""
+    return f"dataset file {path} is a folder, not an HDF5 file — give the path of a .hdf5 file{hint}"
+
+
 def _open(path: str | os.PathLike) -> h5py.File:
+    if Path(path).is_dir():
+        raise LOMError(folder_message(Path(path)))
     if not Path(path).is_file():
         raise LOMError(f"dataset file {path} does not exist — check the path")
     try:

@@ -10,6 +10,7 @@ import gymnasium
 import h5py
 
 from lom.data import fork_dataset
+from lom.data.d4rl_file import folder_message
 from lom.data.minari_source import MINARI_PREFIX, resolve_minari
 from lom.data.types import RAW_RETURN_REFS, DatasetSpec
 from lom.errors import LOMError
@@ -114,6 +115,8 @@ def _suggestions(name: str, candidates: list[str]) -> str:
 
 def _existing_file(dataset_path: str) -> Path:
     path = Path(dataset_path).expanduser()
+    if path.is_dir():
+        raise LOMError(folder_message(path))
     if not path.is_file():
         raise LOMError(f"dataset file {path} does not exist — check the path")
     return path
