@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import gymnasium
@@ -54,7 +59,7 @@ def test_unbounded_or_discrete_actions_are_refused():
 @pytest.fixture
 def local_store(tmp_path, monkeypatch):
     """A Minari store holding DATASET_ID, built from hand-written episodes (no network, no jax)."""
-    minari = pytest.importorskip("minari")
+    import minari  # in requirements.txt: these tests run in CI, they are not skipped
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
@@ -122,3 +127,45 @@ def test_minari_dataset_is_evaluated_in_its_recorded_env(local_store):
         envs.step(np.ones((2, 1), dtype=np.float32))
     finally:
         envs.close()
+
+
+def test_train_py_trains_and_evaluates_on_a_minari_dataset(tmp_path, monkeypatch):
+    """The advertised path end to end: random Pendulum-v1 episodes go into a local Minari store through Minari's
+    own create_dataset_from_buffers (its DataCollector would need jax), and `train.py --env_name minari:<id>`
+    trains LOM on them and evaluates in the env the dataset records."""
+    import minari
+    from minari.data_collector.episode_buffer import EpisodeBuffer
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    recorded = gymnasium.make("Pendulum-v1", max_episode_steps=50)
+    recorded.action_space.seed(0)
+    buffers = []
+    for i in range(4):
+        observations, actions, rewards, terminations, truncations = [recorded.reset(seed=i)[0]], [], [], [], []
+        while not (terminations and (terminations[-1] or truncations[-1])):
+            actions.append(recorded.action_space.sample())
+            obs, reward, terminated, truncated, _ = recorded.step(actions[-1])
+            observations.append(obs)
+            rewards.append(float(reward))
+            terminations.append(terminated)
+            truncations.append(truncated)
+        buffers.append(EpisodeBuffer(id=i, observations=np.stack(observations), actions=np.stack(actions),
+                                     rewards=rewards, terminations=terminations, truncations=truncations, infos={}))
+    with pytest.warns(UserWarning):  # minari warns about the metadata this test leaves out
+        minari.create_dataset_from_buffers("lomtest/pendulum/recorded-v0", buffers, env=recorded,
+                                           ref_min_score=-1500.0, ref_max_score=0.0)
+    recorded.close()
+
+    flags = ["--env_name", "minari:lomtest/pendulum/recorded-v0", "--training_steps", "20", "--gmm_steps", "20",
+             "--eval_every", "20", "--eval_episodes", "2", "--log_every", "10", "--log_path", str(tmp_path / "runs"),
+             "--gmm_batch_size", "32", "--critic_batch_size", "32", "--mode_batch_size", "32",
+             "--actor_batch_size", "32"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LOM_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "train.py", *flags], cwd=Path(__file__).resolve().parents[1], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    run_dir = Path(re.search(r"results in (.*)/results.json", out.stdout).group(1))
+    results = json.loads((run_dir / "results.json").read_text())
+    config = json.loads((run_dir / "config.json").read_text())
+    assert results["steps"] == 20 and np.isfinite(results["final_return"])
+    assert config["env_name"] == "minari:lomtest/pendulum/recorded-v0"
