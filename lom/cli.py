@@ -25,6 +25,10 @@ FLAG_HELP = {
                 "(built in, the default), minari:<dataset id>, or with --dataset_path a gymnasium env id",
     "dataset_path": "train on this D4RL-format HDF5 file instead of downloading (--env_name names its env)",
     "agent": "LOM, or a baseline: BC, IQL, TD3BC",
+    "preset": "LOM's method and default values: lom (ours: expectile critic, weight against V(s), rewards scaled by "
+              "the return range, β 0.1, support floor 0.05; one rule for every dataset) or paper (the authors' "
+              "released agent: sarsa critic, weight against Q(s, π(s)), unscaled rewards, the paper's per-dataset "
+              "row, no floor); LOM-paper run folders hold the latter; every flag below still overrides",
     "seed": "random seed; a CPU run with the same seed and number of threads is repeatable bit for bit",
     "training_steps": f"main training steps {per_dataset('training_steps')}",
     "gmm_steps": f"LOM: behaviour-mixture pre-training steps {per_dataset('gmm_steps')}",
@@ -33,23 +37,24 @@ FLAG_HELP = {
     "eval_episodes": "episodes per evaluation, run in parallel",
     "checkpoint_every": "write checkpoint.pt every this many steps (and always at the end)",
     "log_every": "read losses back from the device (and check them for NaN) every this many steps",
-    "critic": "LOM's critic: expectile (IQL-style, default) or sarsa (the authors' ensemble with next actions)",
+    "critic": "LOM's critic: expectile (IQL-style) or sarsa (the authors' ensemble with next actions) "
+              "(default: from --preset)",
     "mode_net": "LOM's mode-value network: multihead (one output per component) or onehot (the authors' form)",
     "weight_baseline": "LOM's imitation weight exp(β·(Q(s, a*) − b(s))) compares with b = value: the expectile "
-                       "critic's V(s), or policy: Q(s, π(s)) (the authors' rule)",
+                       "critic's V(s), or policy: Q(s, π(s)) (the authors' rule) (default: from --preset)",
     "expectile": "expectile τ of the expectile critic",
-    "num_components": "N, mixture components (default: per-dataset table)",
-    "num_critics": "K, critic ensemble size (default: per-dataset table)",
-    "beta": "β, inverse temperature of LOM's imitation weight (default: per-dataset table)",
-    "ac_rand": "std of noise added to the selected component's action (default: per-dataset table)",
-    "smooth_noise": "std of the sarsa critic's target smoothing noise (default: per-dataset table)",
-    "weight_clip": "C, upper clip of LOM's imitation weight (default: per-dataset table)",
+    "num_components": "N, mixture components (default: from --preset and the dataset)",
+    "num_critics": "K, critic ensemble size (default: from --preset and the dataset)",
+    "beta": "β, inverse temperature of LOM's imitation weight (default: from --preset and the dataset)",
+    "ac_rand": "std of noise added to the selected component's action (default: from --preset and the dataset)",
+    "smooth_noise": "std of the sarsa critic's target smoothing noise (default: from --preset and the dataset)",
+    "weight_clip": "C, upper clip of LOM's imitation weight (default: from --preset and the dataset)",
     "min_component_weight": "LOM: only components with at least this mixture weight at a state compete for k*(s) "
-                            "(default: per-dataset table; 0 = the paper's rule)",
+                            "(default: from --preset; 0 = the paper's rule)",
     "discount": f"discount factor γ {per_dataset('discount')}",
     "normalise": "standardise states with the dataset's mean and std (1/0)",
-    "reward_scaling": "auto (return_range for IQL on HalfCheetah/Hopper/Walker2d data and for LOM on lom.collect "
-                      "files of those envs; else none), return_range "
+    "reward_scaling": "auto (return_range for IQL on HalfCheetah/Hopper/Walker2d data, for LOM what --preset says; "
+                      "else none), return_range "
                       "(rewards × 1000 / (highest − lowest episode return)) or none",
     "tau": "Polyak averaging rate of target networks",
     "gmm_batch_size": f"batch size of behaviour-mixture pre-training {per_dataset('gmm_batch_size')}",

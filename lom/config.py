@@ -1,13 +1,12 @@
 """Typed configuration: the run's flags, LOM's hyper-parameters and the one per-dataset table.
 
-Every default lives here. `train.py` turns flags into a `TrainConfig`; `resolve_hyperparams` merges the per-dataset
-table with any flag overrides, and the result is what `config.json` records.
+Every default lives here. `train.py` turns flags into a `TrainConfig`; `TrainConfig.resolve` fills what the flags
+left open from the dataset's schedule and the preset (`preset_for`), and the result is what `config.json` records.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 
 
@@ -53,56 +52,66 @@ PAPER_HYPERPARAMS: dict[str, LOMHyperParams] = {
 for _env in ("halfcheetah", "hopper", "walker2d"):
     PAPER_HYPERPARAMS[f"{_env}-random-v2"] = PAPER_HYPERPARAMS[f"{_env}-medium-v2"]
 
-# Files made by `lom.collect` are named <env id>_<kind>.hdf5 (e.g. halfcheetah-v4_full-replay): they take the
-# values of the D4RL dataset of the same environment and kind, except β, and their rewards are scaled like IQL's.
-COLLECTED_NAME = re.compile(r"(halfcheetah|hopper|walker2d)-v\d+_([a-z-]+)")
-# The paper's β = 5 was tuned over 1M steps on D4RL. Over the 50k steps that fit on a CPU the critic is young, its
-# errors dominate Q(s, a*) − V(s), and exp(5·gap) gates the actor on that noise: on our collected HalfCheetah
-# replay, fresh actors imitating the same selected components scored 77 with unit weights and 10 with β = 5
-# (README "Results on collected MuJoCo data"). 0.1 is the paper's own smallest β (its expert datasets).
-COLLECTED_BETA = 0.1
-# Collected replay holds every policy SAC went through, so at a state the mixture keeps components for poor early
-# behaviour and a few with almost no weight; the latter's mode values are extrapolations, and on collected Hopper
-# replay k*(s) went to them. Fresh actors imitating the chosen components of each of three 50k-step Hopper runs
-# scored 29 / 36 / 40 with every component a candidate and 102 / 88 / 102 with this floor (README "Results on
-# collected MuJoCo data"). The same floor as the built-in benchmark's.
-COLLECTED_MIN_COMPONENT_WEIGHT = 0.05
-# Mixture components for collected files where the D4RL row's N failed. Collected Walker2d replay (300k rows; 560 of
-# its 1,533 episodes come from the first SAC policies, which lean back and fall) split into N = 10 narrow modes, and
-# the young critic's choice among them (its Q correlates 0.30 with the return at the first state) taught policies
-# that lean back and fall: all six runs with N = 10 scored 2 or less at some evaluation between 15k and 25k steps.
-# With N = 2 (the paper's value for walker2d-medium) no evaluation after 5k steps of three seeds fell below 16.7
-# (README "Results on collected MuJoCo data").
-COLLECTED_NUM_COMPONENTS = {"walker2d-full-replay-v2": 2}
-
-
-def paper_table_key(dataset_name: str) -> str:
-    """The PAPER_HYPERPARAMS entry whose values a dataset uses."""
-    match = COLLECTED_NAME.fullmatch(dataset_name.lower())
-    return f"{match.group(1)}-{match.group(2)}-v2" if match else dataset_name
-
-
-def is_collected(dataset_name: str) -> bool:
-    """Whether a dataset is a file made by `lom.collect` in a locomotion env (named <env id>_<kind>)."""
-    return COLLECTED_NAME.fullmatch(dataset_name.lower()) is not None
-
-
-def dataset_hyperparams(dataset_name: str) -> LOMHyperParams:
-    """LOM's values for a dataset: the paper's row (collected files: their env and kind's, with COLLECTED_BETA,
-    COLLECTED_MIN_COMPONENT_WEIGHT and any COLLECTED_NUM_COMPONENTS), else the defaults."""
-    key = paper_table_key(dataset_name)
-    row = PAPER_HYPERPARAMS.get(key, LOMHyperParams())
-    if not is_collected(dataset_name):
-        return row
-    return dataclasses.replace(row, beta=COLLECTED_BETA, min_component_weight=COLLECTED_MIN_COMPONENT_WEIGHT,
-                               num_components=COLLECTED_NUM_COMPONENTS.get(key, row.num_components))
-
-
 # The built-in benchmark: three behaviour modes plus random episodes, so four components, one each. With five, the
 # mixture split the rare best mode in two, each below the support floor at the start, and a broad component
 # fitted to the random episodes took over there (final score 0 on some seeds). Near the best gap, where only
 # the rarest mode has data, unsupported components would otherwise be scored by extrapolated values.
 PAPER_HYPERPARAMS["multimodal-fork-v0"] = _hp(1, 4, 5, 0.0, 0.2, 50, min_w=0.05)
+# The built-in benchmark's row is its own, not the paper's: both presets use it whole, on unscaled rewards (its
+# reward is a single 0/1 at a gap, so there is no return range to speak of).
+BUILTIN_ROWS = ("multimodal-fork-v0",)
+
+# `--preset` picks LOM's method and the values `None` fields take; every flag still overrides.
+#   paper: the authors' released agent: sarsa critic, imitation weight against Q(s, π(s)), unscaled rewards, every
+#          component a candidate for k*(s), the paper's row for D4RL names and PAPER_DEFAULT for other data.
+#   lom:   ours, one rule for every dataset (README "Hyper-parameters"): expectile critic, weight against V(s),
+#          rewards scaled by the episode-return range (a property measured on the data, see REWARD_SCALINGS) with
+#          LOM_BETA, the support floor LOM_MIN_COMPONENT_WEIGHT; K, N, ac_rand, smooth_noise and C from the paper's
+#          row for D4RL names and from LOM_DEFAULT for all other data. No value depends on a file's name.
+PRESETS = ("lom", "paper")
+PAPER_DEFAULT = LOMHyperParams()
+# β = 5 was tuned over the paper's 1M steps. Over the 30k-50k steps that fit on a CPU the critic is young, its errors
+# dominate Q(s, a*) − V(s), and exp(5·gap) gates the actor on that noise: on collected HalfCheetah replay, fresh
+# actors imitating the same selected components scored 77 with unit weights and 10 with β = 5. 0.1 is the paper's
+# own smallest β (its expert datasets), here on rewards scaled to a return range of RETURN_RANGE_TARGET.
+LOM_BETA = 0.1
+# Replay data holds every policy its collector went through, so at a state the mixture keeps components with almost
+# no weight whose mode values are extrapolations; on collected Hopper replay k*(s) went to them. Fresh actors
+# imitating the chosen components of three 50k-step Hopper runs scored 29 / 36 / 40 with every component a
+# candidate and 102 / 88 / 102 with this floor (results/full_replay/README.md).
+LOM_MIN_COMPONENT_WEIGHT = 0.05
+# Data without a row in the paper's table. N = 2: on collected Walker2d replay the D4RL row's N = 10 split the data
+# into narrow per-policy modes and the young critic's choice among them taught policies that lean back and fall
+# (six runs, all ≤ 2 at some evaluation between 15k and 25k steps), N = 2 held (three seeds, none below 16.7 after
+# 5k). K = 1, ac_rand 0 and C = 50: the paper's most common values. Chosen on the three full-replay collections
+# (results/tuning/README.md), measured on held-out data in results/held_out/.
+LOM_DEFAULT = _hp(1, 2, LOM_BETA, 0.0, 0.2, 50, min_w=LOM_MIN_COMPONENT_WEIGHT)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """What a preset gives LOM on one dataset: the method choices and the per-dataset values."""
+
+    critic: str
+    weight_baseline: str
+    scale_rewards: bool
+    values: LOMHyperParams
+
+
+def preset_for(preset: str, dataset_name: str) -> Preset:
+    """The preset's method and values for a dataset (see PRESETS); `dataset_name` matters only through the tables."""
+    row = PAPER_HYPERPARAMS.get(dataset_name)
+    if dataset_name in BUILTIN_ROWS:
+        critic, baseline = ("sarsa", "policy") if preset == "paper" else ("expectile", "value")
+        floor = 0.0 if preset == "paper" else row.min_component_weight
+        return Preset(critic, baseline, False, dataclasses.replace(row, min_component_weight=floor))
+    if preset == "paper":
+        return Preset("sarsa", "policy", False, dataclasses.replace(row or PAPER_DEFAULT, min_component_weight=0.0))
+    values = LOM_DEFAULT if row is None else dataclasses.replace(
+        row, beta=LOM_BETA, min_component_weight=LOM_MIN_COMPONENT_WEIGHT)
+    return Preset("expectile", "value", True, values)
+
+
 
 
 @dataclass(frozen=True)
@@ -137,8 +146,8 @@ CRITICS = ("expectile", "sarsa")
 # What LOM's imitation weight compares Q(s, a*) with: the critic's state value V(s) (in-distribution), or
 # Q(s, π(s)) at the actor's own action (the authors' rule).
 WEIGHT_BASELINES = ("value", "policy")
-# How rewards are rescaled before training: "auto" picks return_range for IQL on locomotion data and for LOM on
-# collected locomotion files (`is_collected`), and none otherwise (LOM on D4RL keeps the authors' unscaled rewards).
+# How rewards are rescaled before training: "auto" picks return_range for IQL on locomotion data (IQL's authors'
+# rule), for LOM what its preset says (`Preset.scale_rewards`), and none for BC and TD3BC.
 REWARD_SCALINGS = ("auto", "return_range", "none")
 # return_range: rewards × RETURN_RANGE_TARGET / (highest − lowest episode return in the dataset), as IQL's authors
 # do for MuJoCo locomotion (IQL paper, appendix), so that β means the same on every such dataset.
@@ -155,6 +164,7 @@ class TrainConfig:
     env_name: str = "multimodal-fork-v0"
     dataset_path: str | None = None
     agent: str = "LOM"
+    preset: str = "lom"
     seed: int = 0
     training_steps: int | None = None
     gmm_steps: int | None = None
@@ -163,10 +173,10 @@ class TrainConfig:
     eval_episodes: int = 10
     checkpoint_every: int = 50_000
     log_every: int = 1_000
-    # LOM's method choices and per-dataset values (None: from PAPER_HYPERPARAMS).
-    critic: str = "expectile"
+    # LOM's method choices and per-dataset values (None: from the preset, see `preset_for`).
+    critic: str | None = None
     mode_net: str = "multihead"
-    weight_baseline: str = "value"
+    weight_baseline: str | None = None
     expectile: float = 0.7
     num_components: int | None = None
     num_critics: int | None = None
@@ -200,9 +210,14 @@ class TrainConfig:
     enable_wandb: bool = False
 
     def resolve(self, dataset_name: str) -> "TrainConfig":
-        """Fill every `None` from the dataset's schedule and hyper-parameter table."""
+        """Fill every `None` from the dataset's schedule and the preset's method and values."""
+        from lom.errors import LOMError
+
+        if self.preset not in PRESETS:
+            raise LOMError(f"--preset {self.preset!r} is unknown: choose one of {', '.join(PRESETS)}")
         schedule = SCHEDULES.get(dataset_name, PAPER_SCHEDULE)
-        paper = dataset_hyperparams(dataset_name)
+        preset = preset_for(self.preset, dataset_name)
+        paper = preset.values
         filled = {
             f.name: getattr(self, f.name) if getattr(self, f.name) is not None else getattr(schedule, f.name)
             for f in dataclasses.fields(Schedule)
@@ -213,6 +228,8 @@ class TrainConfig:
                 for f in dataclasses.fields(LOMHyperParams)
             }
         )
+        filled["critic"] = self.critic or preset.critic
+        filled["weight_baseline"] = self.weight_baseline or preset.weight_baseline
         return dataclasses.replace(self, **filled)
 
     def validate(self) -> None:
@@ -251,10 +268,16 @@ class TrainConfig:
 
     def scales_rewards(self, dataset_name: str, env_id: str) -> bool:
         """Whether rewards are rescaled by the dataset's episode-return range (see REWARD_SCALINGS)."""
-        if self.reward_scaling == "auto":
-            locomotion = env_id.split("-")[0] in LOCOMOTION_ENVS
-            return locomotion and (self.agent == "IQL" or (self.agent == "LOM" and is_collected(dataset_name)))
-        return self.reward_scaling == "return_range"
+        if self.reward_scaling != "auto":
+            return self.reward_scaling == "return_range"
+        if self.agent == "LOM":
+            return preset_for(self.preset, dataset_name).scale_rewards
+        return self.agent == "IQL" and env_id.split("-")[0] in LOCOMOTION_ENVS
+
+    @property
+    def agent_folder(self) -> str:
+        """The run folder level of the agent: LOM under the paper preset trains in LOM-paper, beside LOM."""
+        return f"{self.agent}-paper" if self.agent == "LOM" and self.preset == "paper" else self.agent
 
     @property
     def hidden(self) -> tuple[int, int]:

@@ -24,7 +24,7 @@ def run_directory(log_path: str, project: str, group: str, dataset: str, agent: 
 
 
 def run_directory_for(cfg, dataset_name: str) -> Path:
-    return run_directory(cfg.log_path, cfg.project, cfg.group, dataset_name, cfg.agent, cfg.seed)
+    return run_directory(cfg.log_path, cfg.project, cfg.group, dataset_name, cfg.agent_folder, cfg.seed)
 
 
 class RunLogger:

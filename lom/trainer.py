@@ -191,7 +191,7 @@ class Trainer:
         elif cfg.resume:
             print("no checkpoint in the run folder yet: starting from scratch")
         write_json(self.run_dir / "config.json", self.config_record)
-        run_name = f"{self.spec.name}/{cfg.agent}/seed{cfg.seed}"
+        run_name = f"{self.spec.name}/{cfg.agent_folder}/seed{cfg.seed}"
         self.logger = RunLogger(self.run_dir, self.config_record, cfg.enable_wandb, cfg.project, cfg.group, run_name,
                                 run_id=hashlib.sha1(str(self.run_dir.resolve()).encode()).hexdigest()[:16])
         self.logger.restore(self.progress.metrics)

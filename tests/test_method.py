@@ -11,8 +11,7 @@ import torch
 from lom.agents.critics import ExpectileCritic, SarsaCritic, expectile_loss
 from lom.agents.lom import LOMAgent, imitation_weight
 from lom.batches import DeviceDataset, ObservationNormalizer
-from lom.config import (COLLECTED_BETA, COLLECTED_MIN_COMPONENT_WEIGHT, PAPER_HYPERPARAMS, LOMHyperParams,
-                        TrainConfig)
+from lom.config import LOM_BETA, LOM_MIN_COMPONENT_WEIGHT, PAPER_HYPERPARAMS, TrainConfig
 from lom.data.types import Transitions
 from lom.networks import EnsembleMLP, OneHotModeValue, MultiHeadModeValue
 
@@ -34,26 +33,12 @@ def lom_config(**overrides) -> TrainConfig:
     return dataclasses.replace(cfg, **overrides)
 
 
-@pytest.mark.parametrize("name, paper", [
-    ("halfcheetah-v4_full-replay", "halfcheetah-full-replay-v2"),
-    ("Hopper-v5_medium-replay", "hopper-medium-replay-v2"),
-    ("walker2d-v4_expert", "walker2d-expert-v2"),
-])
-def test_collected_files_take_the_values_of_the_d4rl_dataset_of_their_env_and_kind_with_a_soft_weight_and_a_floor(name, paper):
-    cfg = TrainConfig().resolve(name)
-    assert cfg.lom == dataclasses.replace(PAPER_HYPERPARAMS[paper], beta=COLLECTED_BETA,
-                                          min_component_weight=COLLECTED_MIN_COMPONENT_WEIGHT)
-    assert TrainConfig().resolve(paper).lom == PAPER_HYPERPARAMS[paper]
-    assert TrainConfig().resolve(paper).min_component_weight == 0.0  # the paper's rule on D4RL
-    assert TrainConfig(beta=5.0).resolve(name).beta == 5.0
-    assert TrainConfig(min_component_weight=0.0).resolve(name).min_component_weight == 0.0
-    assert TrainConfig().resolve("my-own-file").lom == LOMHyperParams()
-
-
-def test_collected_walker2d_replay_uses_two_components_and_the_d4rl_row_keeps_ten():
-    assert TrainConfig().resolve("walker2d-v4_full-replay").num_components == 2
-    assert TrainConfig().resolve("walker2d-full-replay-v2").num_components == 10
-    assert TrainConfig().resolve("hopper-v4_full-replay").num_components == 10
+def test_d4rl_names_take_the_papers_row_and_our_weight_rule():
+    """Preset lom on a D4RL name: the paper's K, N, ac_rand, smooth_noise and C; β and the floor are ours."""
+    paper = PAPER_HYPERPARAMS["walker2d-full-replay-v2"]
+    cfg = TrainConfig().resolve("walker2d-full-replay-v2")
+    assert cfg.lom == dataclasses.replace(paper, beta=LOM_BETA, min_component_weight=LOM_MIN_COMPONENT_WEIGHT)
+    assert TrainConfig(preset="paper").resolve("walker2d-full-replay-v2").lom == paper
     assert TrainConfig(num_components=10).resolve("walker2d-v4_full-replay").num_components == 10
 
 

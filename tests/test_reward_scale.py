@@ -10,7 +10,7 @@ import torch
 from test_train import env, run_dir_of, train  # noqa: F401  (env is a fixture)
 
 from lom.batches import DeviceDataset, ObservationNormalizer
-from lom.config import COLLECTED_BETA, PAPER_HYPERPARAMS, TrainConfig
+from lom.config import LOM_DEFAULT, TrainConfig
 from lom.data.hdf5_writer import write_d4rl_hdf5
 from lom.data.transitions import build_transitions, episode_returns, return_range_scale
 from lom.errors import LOMError
@@ -68,11 +68,12 @@ def test_datasets_whose_episodes_all_return_the_same_are_refused(tmp_path):
     ("BC", "walker2d-v4_full-replay", "Walker2d-v4", "auto", False),
     ("TD3BC", "walker2d-v4_full-replay", "Walker2d-v4", "auto", False),
     ("BC", "walker2d-medium-v2", "Walker2d-v4", "return_range", True),
-    # LOM: the authors' unscaled rewards on D4RL, scaled on collected files, unscaled on other files
-    ("LOM", "halfcheetah-full-replay-v2", "HalfCheetah-v4", "auto", False),
+    # LOM (preset lom): scaled on every dataset whatever its name, except the built-in benchmark's own row
+    ("LOM", "halfcheetah-full-replay-v2", "HalfCheetah-v4", "auto", True),
     ("LOM", "halfcheetah-v4_full-replay", "HalfCheetah-v4", "auto", True),
     ("LOM", "halfcheetah-v4_full-replay", "HalfCheetah-v4", "none", False),
-    ("LOM", "my-file", "HalfCheetah-v4", "auto", False),
+    ("LOM", "my-file", "Ant-v4", "auto", True),
+    ("LOM", "multimodal-fork-v0", "lom/MultimodalFork-v0", "auto", False),
 ])
 def test_which_runs_scale_their_rewards(agent, dataset, env_id, scaling, scaled):
     assert TrainConfig(agent=agent, reward_scaling=scaling).scales_rewards(dataset, env_id) == scaled
@@ -90,8 +91,8 @@ def test_iql_run_on_locomotion_data_records_its_reward_scale(env, tmp_path):  # 
         assert config["reward_scale"] == pytest.approx(expected)
 
 
-def test_lom_on_a_collected_file_scales_rewards_and_weighs_softly(env, tmp_path):  # noqa: F811
-    path = tmp_path / "hopper-v4_full-replay.hdf5"
+def test_lom_on_a_file_scales_rewards_and_weighs_softly(env, tmp_path):  # noqa: F811
+    path = tmp_path / "my_data.hdf5"
     episodes_file(path)
     args = ["--env_name", "Hopper-v4", "--dataset_path", str(path), "--training_steps", "5", "--gmm_steps", "5",
             "--eval_every", "5", "--eval_episodes", "1", "--hidden_width", "16", "--gmm_hidden_width", "16",
@@ -100,5 +101,5 @@ def test_lom_on_a_collected_file_scales_rewards_and_weighs_softly(env, tmp_path)
     assert out.returncode == 0, out.stderr
     config = json.loads((run_dir_of(args, env) / "config.json").read_text())
     assert config["reward_scale"] == pytest.approx(1000.0 / 19.0)
-    assert config["beta"] == COLLECTED_BETA
-    assert config["num_components"] == PAPER_HYPERPARAMS["hopper-full-replay-v2"].num_components
+    assert config["beta"] == LOM_DEFAULT.beta
+    assert config["num_components"] == LOM_DEFAULT.num_components

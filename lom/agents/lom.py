@@ -71,7 +71,8 @@ class LOMAgent(Agent):
         self.log_weight_cache: torch.Tensor | None = None
 
     def hyperparameters(self) -> dict:
-        return {**dataclasses.asdict(self.hp), "critic": self.cfg.critic, "mode_net": self.cfg.mode_net,
+        return {**dataclasses.asdict(self.hp), "critic": self.cfg.critic,
+                "weight_baseline": self.cfg.weight_baseline, "mode_net": self.cfg.mode_net,
                 "expectile": self.cfg.expectile, "gmm_steps": self.cfg.gmm_steps}
 
     # -- phase 1: the behaviour mixture ------------------------------------------------------------------------
