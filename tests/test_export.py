@@ -1,5 +1,5 @@
 """lom.export: every agent's policy as a TorchScript and an ONNX file that act like lom.evaluate's policy, loaded the
-way a user loads them; the README's loading examples run in a Python that cannot import lom."""
+way a user loads them; the loading examples of docs/export.md run in a Python that cannot import lom."""
 
 from __future__ import annotations
 
@@ -87,14 +87,14 @@ def test_a_folder_without_a_trained_policy_is_refused_in_one_line(runs, tmp_path
     assert not list(pretraining.glob("policy*"))
 
 
-def readme_examples() -> dict[str, str]:
-    """The README's python blocks that load an exported file, by the file they load."""
-    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+def docs_examples() -> dict[str, str]:
+    """The python blocks of docs/export.md that load an exported file, by the file they load."""
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "docs" / "export.md").read_text(), flags=re.S)
     return {name: block for block in blocks for name in ("policy.pt", "policy.onnx") if f'"{name}"' in block}
 
 
-def test_the_readme_examples_load_the_files_without_lom(tmp_path):
-    examples = readme_examples()
+def test_the_docs_examples_load_the_files_without_lom(tmp_path):
+    examples = docs_examples()
     assert set(examples) == {"policy.pt", "policy.onnx"}
     assert all(len(code.strip().splitlines()) <= 5 for code in examples.values())
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LOM_CACHE_DIR": str(tmp_path / "cache")}
