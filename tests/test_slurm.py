@@ -1,4 +1,5 @@
-"""LAUNCHER=slurm against a real single-node Slurm (tests/slurm_cluster.py): a sweep, a re-run, a preempted task.
+"""LAUNCHER=slurm against a real single-node Slurm (tests/slurm_cluster.py): a sweep, a re-run, a preempted task,
+and a task that trains several seeds in one process.
 
 Needs Debian's slurm-wlm and munge (`.ci/run` installs them). If Slurm cannot start here, these tests fail with the
 daemons' log lines: they are never skipped.
@@ -18,6 +19,7 @@ import pytest
 
 from d4rl_server import serve_directory, write_tiny_d4rl_file
 from slurm_cluster import SlurmCluster, SlurmUnavailable
+from test_sweep import FAKE_TRAINER
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "run_baselines.sh"
@@ -154,3 +156,28 @@ def test_a_preempted_task_requeues_itself_and_ends_with_the_uninterrupted_number
         assert resumed[key] == uninterrupted[key], key
     assert status(log_path).splitlines()[0].endswith("1 run(s) — 1 done, 0 running, 0 interrupted, 0 failed, "
                                                      "0 not started")
+
+
+def test_one_task_trains_the_unfinished_seeds_of_a_pair_and_each_seed_keeps_its_log(cluster, env, tmp_path):
+    """SEEDS_PER_PROCESS=all with tests/test_sweep.py's stand-in for a train.py that takes --seeds."""
+    trainer = tmp_path / "fake_train.py"
+    trainer.write_text(FAKE_TRAINER)
+    log_path = Path(env["LOG_PATH"])
+    env = {**env, "TRAIN_SCRIPT": str(trainer), "FAKE_SEEDS": "1", "DATASETS": "a-v0", "AGENTS": "BC"}
+    sweep(env, SEEDS="1", LAUNCHER="local")  # seed 1 is finished before the sweep is submitted
+    first = sweep(env, SEEDS="0 1 2", SEEDS_PER_PROCESS="all")
+    job = submitted_job(first.stdout)
+    assert "on Slurm, one array task per process, up to 3 seeds per process" in first.stdout
+    assert "submitted 2 run(s)" in first.stdout and "(tasks 0-0; " in first.stdout, first.stdout
+    assert "1 already finished, 0 already queued, 0 running elsewhere, of 3" in first.stdout
+    wait_for_job(cluster, job, log_path)
+
+    for seed in (0, 2):  # one train.py; its output, and the task's lines, in each of its seeds' logs
+        log = (log_path / "logs" / f"a-v0__BC__seed{seed}.log").read_text()
+        assert f"Slurm task {job}_0 (job " in log and "--seeds 0\\,2 " in log, log
+        assert "trained BC seed 0\ntrained BC seed 2\n" in log
+        assert re.search(r"^=== .*: exit 0\n\Z", log, re.M), log
+    assert status(log_path).splitlines()[0].endswith("3 run(s) — 3 done, 0 running, 0 interrupted, 0 failed, "
+                                                     "0 not started")
+    again = sweep(env, SEEDS="0 1 2", SEEDS_PER_PROCESS="all")
+    assert "nothing to submit: 3 already finished, 0 already queued" in again.stdout
