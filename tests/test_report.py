@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import subprocess
 import sys
@@ -27,12 +28,17 @@ def write_run(
     group: str = "default",
     eval_every: int = 100,
     project: str = "LOM",
+    preset: str | None = None,
 ) -> Path:
-    """A run folder as train.py writes it; `final=None` leaves it incomplete (no results.json)."""
-    run_dir = log_path / project / group / dataset.lower() / agent / f"seed{seed}"
+    """A run folder as train.py writes it; `final=None` leaves it incomplete (no results.json); `preset=None` writes
+    a config.json from before presets (no "preset" key), "paper" trains LOM in the LOM-paper folder."""
+    folder = f"{agent}-paper" if agent == "LOM" and preset == "paper" else agent
+    run_dir = log_path / project / group / dataset.lower() / folder / f"seed{seed}"
     run_dir.mkdir(parents=True)
     config = {"agent": agent, "dataset": dataset, "env_id": "X-v4", "seed": seed, "training_steps": 1000,
               "hyperparameters": {"batch_size": 256}}
+    if preset is not None:
+        config["preset"] = preset
     (run_dir / "config.json").write_text(json.dumps(config))
     rows = [f"{(i + 1) * eval_every},{i}.5,{s * 10},1.0,{s},0.5,0.1" for i, s in enumerate(curve)]
     (run_dir / "metrics.csv").write_text("\n".join([METRICS_HEADER, *rows]) + "\n")
@@ -60,50 +66,64 @@ def sweep(tmp_path: Path) -> Path:
     return log
 
 
-def read_results_csv(log: Path) -> dict[str, dict[str, str]]:
+def read_results_csv(log: Path) -> dict[tuple[str, str], dict[str, str]]:
+    """results.csv's lines keyed by (dataset, agent)."""
     with open(log / "report" / "results.csv", newline="") as f:
-        return {row["dataset"]: row for row in csv.DictReader(f)}
+        return {(row["dataset"], row["agent"]): row for row in csv.DictReader(f)}
 
 
-def table_rows(markdown: str) -> dict[str, list[str]]:
-    lines = [line for line in markdown.splitlines() if line.startswith("|")]
-    header = [c.strip() for c in lines[0].strip("|").split("|")]
+def table_rows(markdown: str) -> dict[str, dict[str, str]]:
+    """The first Markdown table in `markdown` (the main table), its rows keyed by their first cell."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    table = [line for line in itertools.takewhile(lambda line: line.startswith("|"), lines[start:])]
+    header = [c.strip() for c in table[0].strip("|").split("|")]
     rows = {}
-    for line in lines[2:]:
+    for line in table[2:]:
         cells = [c.strip() for c in line.strip("|").split("|")]
         rows[cells[0]] = dict(zip(header, cells))
     return rows
 
 
-def test_table_reports_mean_std_over_seeds_and_bolds_best(sweep: Path, capsys):
+def test_table_reports_iqm_with_its_interval_and_bolds_best(sweep: Path, capsys):
     assert main([str(sweep)]) == 0
     out = capsys.readouterr().out
     rows = table_rows(out)
-    std_lom = np.std([60.0, 70.0, 80.0])  # 8.16
-    assert rows["hopper-medium-v2"]["LOM"] == f"**70.0 ± {std_lom:.1f}** (n=3)"
-    assert rows["hopper-medium-v2"]["BC"] == f"52.0 ± {np.std([50, 52, 54]):.1f} (n=3)"
-    assert rows["halfcheetah-medium-replay-v2"]["BC"].startswith("**46.0 ± 0.8**")
+    # IQM of 3 runs is their mean; every bootstrap copy (a, a, a) has chance 1/27 > 2.5 %: the CI is [min, max]
+    assert rows["hopper-medium-v2"]["LOM"] == "**70.0** [60.0, 80.0] (n=3)"
+    assert rows["hopper-medium-v2"]["BC"] == "52.0 [50.0, 54.0] (n=3)"
+    assert rows["halfcheetah-medium-replay-v2"]["BC"] == "**46.0** [45.0, 47.0] (n=3)"
     assert not rows["halfcheetah-medium-replay-v2"]["LOM"].startswith("**")
-    # paper order: medium-replay before medium; LOM column first
-    assert list(rows) == ["halfcheetah-medium-replay-v2", "hopper-medium-v2"]
-    assert out.splitlines()[0].split("|")[2].strip() == "LOM"
-    assert (sweep / "report" / "results.md").read_text() in out
+    # paper order: medium-replay before medium, then the aggregate; LOM column first
+    assert list(rows) == ["halfcheetah-medium-replay-v2", "hopper-medium-v2", "all datasets"]
+    assert next(line for line in out.splitlines() if line.startswith("|")).split("|")[2].strip() == "LOM"
+    assert "IQM [95 % CI]" in out and "its last evaluation (`--final_window 1`)" in out
+    markdown = (sweep / "report" / "results.md").read_text()
+    assert markdown.startswith(out.split("\nwrote ")[0].strip())  # stdout: the main table; the file goes on
+    assert "## Statistics per column" in markdown and "## Statistics" not in out
 
 
-def test_csv_has_numbers_per_agent(sweep: Path):
+def test_csv_has_numbers_per_dataset_and_agent(sweep: Path):
     main([str(sweep)])
+    with open(sweep / "report" / "results.csv", newline="") as f:
+        assert next(csv.reader(f)) == [
+            "dataset", "agent", "final_window", "n", "iqm", "iqm_ci_low", "iqm_ci_high", "mean", "mean_ci_low",
+            "mean_ci_high", "median", "median_ci_low", "median_ci_high", "std"]
     rows = read_results_csv(sweep)
-    assert float(rows["hopper-medium-v2"]["LOM_mean"]) == pytest.approx(70.0)
-    assert float(rows["hopper-medium-v2"]["LOM_std"]) == pytest.approx(np.std([60, 70, 80]), abs=1e-3)
-    assert rows["hopper-medium-v2"]["LOM_n"] == "3"
-    assert float(rows["halfcheetah-medium-replay-v2"]["BC_mean"]) == pytest.approx(46.0)
+    lom = rows["hopper-medium-v2", "LOM"]
+    assert float(lom["mean"]) == pytest.approx(70.0) and float(lom["iqm"]) == pytest.approx(70.0)
+    assert (float(lom["iqm_ci_low"]), float(lom["iqm_ci_high"])) == (60.0, 80.0)
+    assert float(lom["std"]) == pytest.approx(10.0)  # ddof = 1
+    assert lom["n"] == "3" and lom["final_window"] == "1"
+    assert float(rows["halfcheetah-medium-replay-v2", "BC"]["median"]) == pytest.approx(46.0)
 
 
-def test_learning_curves_png_is_written(sweep: Path):
+def test_figures_are_written(sweep: Path):
     main([str(sweep)])
-    png = sweep / "report" / "learning_curves.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert png.stat().st_size > 10_000
+    for name in ("learning_curves.png", "aggregate_iqm.png", "performance_profile.png"):
+        png = sweep / "report" / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert png.stat().st_size > 10_000
     assert not list((sweep / "report").glob(".*.tmp"))
 
 
@@ -122,9 +142,10 @@ def test_include_incomplete_uses_the_last_evaluation(sweep: Path, capsys):
     assert main([str(sweep), "--include_incomplete"]) == 0
     captured = capsys.readouterr()
     assert "no evaluation yet" in captured.err
-    rows = read_results_csv(sweep)
-    assert rows["hopper-medium-v2"]["BC_n"] == "4"
-    assert float(rows["hopper-medium-v2"]["BC_mean"]) == pytest.approx(np.mean([50, 52, 54, 2.0]))
+    bc = read_results_csv(sweep)["hopper-medium-v2", "BC"]
+    assert bc["n"] == "4"
+    assert float(bc["mean"]) == pytest.approx(np.mean([50, 52, 54, 2.0]))
+    assert float(bc["iqm"]) == pytest.approx(np.mean([50, 52]))  # of 4 runs: the middle two
 
 
 def test_paper_scores_are_shown_beside_ours(sweep: Path, tmp_path: Path, capsys):
@@ -133,10 +154,12 @@ def test_paper_scores_are_shown_beside_ours(sweep: Path, tmp_path: Path, capsys)
     assert main([str(sweep), "--paper_scores", str(paper)]) == 0
     captured = capsys.readouterr()
     rows = table_rows(captured.out)
-    assert rows["hopper-medium-v2"]["LOM (paper)"] == "99.5"
-    assert rows["halfcheetah-medium-replay-v2"]["LOM (paper)"] == "—"
+    assert rows["hopper-medium-v2"]["LOM (published)"] == "99.5"
+    assert rows["halfcheetah-medium-replay-v2"]["LOM (published)"] == "—"
     assert "CQL" in captured.err  # an agent we did not run is reported, not silently dropped
-    assert float(read_results_csv(sweep)["hopper-medium-v2"]["LOM_paper"]) == pytest.approx(99.5)
+    csv_rows = read_results_csv(sweep)
+    assert float(csv_rows["hopper-medium-v2", "LOM"]["published"]) == pytest.approx(99.5)
+    assert csv_rows["hopper-medium-v2", "BC"]["published"] == ""
 
 
 def test_bad_paper_scores_file_is_a_one_line_error(sweep: Path, tmp_path: Path, capsys):
@@ -151,7 +174,7 @@ def test_runs_from_two_experiments_get_separate_columns(sweep: Path, capsys):
     write_run(sweep, "hopper-medium-v2", "LOM", 0, [1.0], 1.0, group="ablation")
     assert main([str(sweep)]) == 0
     row = table_rows(capsys.readouterr().out)["hopper-medium-v2"]
-    assert row["LOM [ablation]"] == "1.0 ± 0.0 (n=1)"
+    assert row["LOM [ablation]"] == "1.0 [1.0, 1.0] (n=1)"
     assert row["LOM [default]"].endswith("(n=3)")
     assert row["BC"].endswith("(n=3)")  # one experiment only: no bracket
 
@@ -164,7 +187,7 @@ def test_run_folders_moved_aside_by_train_py_are_ignored(sweep: Path, capsys):
     old = write_run(sweep, "hopper-medium-v2", "LOM", 0, [1.0], 1.0, group="tmp")
     old.rename(old.parents[3] / "default" / "hopper-medium-v2" / "LOM" / "seed0.old-20250101-120000")
     assert main([str(sweep)]) == 0
-    assert table_rows(capsys.readouterr().out)["hopper-medium-v2"]["LOM"].startswith("**70.0 ± 8.2** (n=3)")
+    assert table_rows(capsys.readouterr().out)["hopper-medium-v2"]["LOM"] == "**70.0** [60.0, 80.0] (n=3)"
 
 
 def test_learning_curve_mean_uses_the_seeds_that_reached_each_step():

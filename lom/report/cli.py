@@ -1,4 +1,6 @@
-"""`python -m lom.report LOG_PATH`: print the results table and write results.md, results.csv and learning_curves.png.
+"""`python -m lom.report LOG_PATH [--final_window K]`: print the results table (IQM with its 95 % CI per dataset and
+over all datasets) and write results.md (that table and per-column statistics), results.csv, learning_curves.png,
+aggregate_iqm.png and performance_profile.png to LOG_PATH/report/.
 
 `python -m lom.report --modes RUN_DIR`: draw which mixture component one LOM run imitates, to RUN_DIR/modes.png.
 
@@ -15,12 +17,14 @@ from pathlib import Path
 from lom.cli import OneLineParser
 from lom.errors import LOMError
 from lom.io import atomic_path
+from lom.report.aggregate import plot_aggregate_iqm, plot_performance_profile
 from lom.report.curves import plot_learning_curves
 from lom.report.runs import Run, column_labels, find_runs
 from lom.report.status import format_status, sweep_status
-from lom.report.table import attach_paper_scores, build_table, format_csv, format_markdown
+from lom.report.table import attach_paper_scores, build_table, format_csv, format_main_table, format_markdown
 
 REPORT_DIR = "report"
+FIGURES = ("learning_curves.png", "aggregate_iqm.png", "performance_profile.png")
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class ReportConfig:
     log_path: Path
     include_incomplete: bool = False
     paper_scores: Path | None = None
+    final_window: int = 1
 
 
 @dataclass(frozen=True)
@@ -43,8 +48,10 @@ class StatusConfig:
 def parse_args(argv: list[str] | None = None) -> ReportConfig | ModesConfig | StatusConfig:
     parser = OneLineParser(
         prog="python -m lom.report",
-        description="Summarise the runs under LOG_PATH: final normalised score per dataset and agent "
-        "(mean ± std over seeds) and learning curves, written to LOG_PATH/report/. With --modes RUN_DIR instead: "
+        description="Summarise the runs under LOG_PATH: per dataset, over all datasets and per agent the IQM, "
+        "mean and median of the runs' final normalised scores with stratified-bootstrap 95 % CIs, std and n; "
+        "learning curves, the aggregate IQM and the performance profile, written to LOG_PATH/report/. "
+        "With --modes RUN_DIR instead: "
         "plot one LOM run's mixture components and which one it imitates, written to RUN_DIR/modes.png.",
     )
     parser.add_argument("log_path", type=Path, nargs="?", help="the --log_path folder the runs were written to")
@@ -68,22 +75,32 @@ def parse_args(argv: list[str] | None = None) -> ReportConfig | ModesConfig | St
     parser.add_argument(
         "--paper_scores", type=Path, help="CSV with columns dataset,agent,score: published numbers shown beside ours"
     )
+    parser.add_argument(
+        "--final_window",
+        type=int,
+        metavar="K",
+        help="score each run by the mean of its last K evaluations (default 1: its final evaluation)",
+    )
     args = parser.parse_args(argv)
+    report_flags = args.include_incomplete or args.paper_scores is not None or args.final_window is not None
     if args.modes is not None:
-        if args.log_path is not None or args.include_incomplete or args.paper_scores is not None or args.status:
-            parser.error("--modes RUN_DIR takes no LOG_PATH, --status, --include_incomplete or --paper_scores")
+        if args.log_path is not None or report_flags or args.status:
+            parser.error("--modes RUN_DIR takes no LOG_PATH, --status, --include_incomplete, --paper_scores or "
+                         "--final_window")
         return ModesConfig(args.modes)
     if args.log_path is None:
         parser.error("the following arguments are required: log_path (or --modes RUN_DIR)")
     if args.status:
-        if args.include_incomplete or args.paper_scores is not None:
-            parser.error("--status takes no --include_incomplete or --paper_scores")
+        if report_flags:
+            parser.error("--status takes no --include_incomplete, --paper_scores or --final_window")
         return StatusConfig(args.log_path)
-    return ReportConfig(args.log_path, args.include_incomplete, args.paper_scores)
+    if args.final_window is not None and args.final_window < 1:
+        parser.error(f"--final_window must be 1 or more evaluations, got {args.final_window}")
+    return ReportConfig(args.log_path, args.include_incomplete, args.paper_scores, args.final_window or 1)
 
 
-def write_report(config: ReportConfig) -> str:
-    """Write the report files and return the Markdown table."""
+def write_report(config: ReportConfig) -> tuple[str, list[str]]:
+    """Write the report files; return the main Markdown table and the names of the files written."""
     runs = find_runs(config.log_path)
     used = select_runs(runs, config.include_incomplete)
     if not used:
@@ -91,24 +108,43 @@ def write_report(config: ReportConfig) -> str:
             f"no finished runs under {config.log_path} — wait for them to finish or pass --include_incomplete"
         )
     labels = column_labels(used)
+    warn_short_windows(used, config.final_window)
     scores: dict[tuple[str, str], list[float]] = {}
     curves: dict[tuple[str, str], list] = {}
     for run, label in zip(used, labels):
-        scores.setdefault((run.dataset, label), []).append(run.last_score)
+        scores.setdefault((run.dataset, label), []).append(run.window_score(config.final_window))
         curves.setdefault((run.dataset, label), []).append((run.steps, run.scores))
-    table = build_table(scores)
+    table = build_table(scores, config.final_window)
     if config.paper_scores is not None:
         unmatched = attach_paper_scores(table, config.paper_scores)
         if unmatched:
             warn(f"{len(unmatched)} --paper_scores entries match no dataset/agent we ran: {', '.join(unmatched)}")
-    markdown = format_markdown(table)
     out_dir = config.log_path / REPORT_DIR
     with atomic_path(out_dir / "results.md") as tmp:
-        tmp.write_text(markdown)
+        tmp.write_text(format_markdown(table))
     with atomic_path(out_dir / "results.csv") as tmp:
         tmp.write_text(format_csv(table))
-    plot_learning_curves(curves, out_dir / "learning_curves.png")
-    return markdown
+    plot_learning_curves(curves, out_dir / FIGURES[0])
+    if table.study_columns:
+        plot_aggregate_iqm(table, out_dir / FIGURES[1])
+        plot_performance_profile(table, out_dir / FIGURES[2])
+        figures = list(FIGURES)
+    else:
+        warn(f"no column has runs on all {len(table.datasets)} datasets: no {FIGURES[1]} or {FIGURES[2]}")
+        for stale in FIGURES[1:]:
+            (out_dir / stale).unlink(missing_ok=True)
+        figures = [FIGURES[0]]
+    return format_main_table(table), ["results.md (with the statistics per column)", "results.csv", *figures]
+
+
+def warn_short_windows(runs: list[Run], final_window: int) -> None:
+    """Name the runs with fewer than `final_window` evaluations: they are scored by the ones they have."""
+    short = [r for r in runs if len(r.scores) < final_window]
+    if final_window > 1 and short:
+        warn(f"{len(short)} run(s) have fewer than --final_window {final_window} evaluations and are scored by "
+             "the mean of those they have:")
+        for run in short:
+            warn(f"  {run.run_dir} ({len(run.scores)} evaluation(s))")
 
 
 def select_runs(runs: list[Run], include_incomplete: bool) -> list[Run]:
@@ -140,12 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(config, StatusConfig):
         return print_status(config.log_path)
     try:
-        markdown = write_report(config)
+        markdown, written = write_report(config)
     except LOMError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(markdown)
-    print(f"wrote {config.log_path / REPORT_DIR}/results.md, results.csv, learning_curves.png")
+    print(f"wrote {config.log_path / REPORT_DIR}/" + ", ".join(written))
     return 0
 
 

@@ -16,6 +16,8 @@ from lom.errors import LOMError
 REQUIRED_CONFIG_KEYS = ("agent", "dataset", "seed")
 # train.py moves a replaced run aside as seed<S>.old-<time>; only seed<S> folders are live runs.
 RUN_DIR_NAME = re.compile(r"seed\d+")
+# config.json's "preset" (train.py --preset); runs from before presets existed trained LOM's own defaults.
+DEFAULT_PRESET = "lom"
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Run:
     final_score: float | None
     steps: np.ndarray
     scores: np.ndarray
+    preset: str = DEFAULT_PRESET
 
     @property
     def complete(self) -> bool:
@@ -41,6 +44,17 @@ class Run:
         if self.complete:
             return self.final_score
         return float(self.scores[-1]) if len(self.scores) else None
+
+    def window_score(self, final_window: int) -> float | None:
+        """The mean of the run's last `final_window` evaluations (of as many as it has); with 1, `last_score`."""
+        if final_window == 1 or not len(self.scores):
+            return self.last_score
+        return float(np.mean(self.scores[-final_window:]))
+
+    @property
+    def column_agent(self) -> str:
+        """The agent as the table names it: LOM trained under a preset other than lom is "LOM [<preset>]"."""
+        return f"{self.agent} [{self.preset}]" if self.agent == "LOM" and self.preset != DEFAULT_PRESET else self.agent
 
 
 def find_runs(log_path: str | Path) -> list[Run]:
@@ -80,6 +94,7 @@ def load_run(run_dir: Path) -> Run:
         final_score=final_score,
         steps=steps,
         scores=scores,
+        preset=str(config.get("preset", DEFAULT_PRESET)),
     )
 
 
@@ -105,19 +120,33 @@ def read_learning_curve(metrics_path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def column_labels(runs: list[Run]) -> list[str]:
-    """The table column of each run: its agent, plus its experiment where that agent ran in several (the group
-    alone when every run shares one project), e.g. "LOM [default]" and "LOM [authors-rule]" beside "IQL"."""
+    """The table column of each run: its agent ("LOM [paper]" under --preset paper), plus its experiment where that
+    agent ran in several (the group alone when every run shares one project), e.g. "LOM [default]" and
+    "LOM [authors-rule]" beside "IQL", or "LOM [paper, default]"."""
     experiments: dict[str, set[str]] = {}
     for r in runs:
-        experiments.setdefault(r.agent, set()).add(r.experiment)
+        experiments.setdefault(r.column_agent, set()).add(r.experiment)
     one_project = len({r.experiment.split("/")[0] for r in runs}) == 1
 
     def label(r: Run) -> str:
-        if len(experiments[r.agent]) == 1:
-            return r.agent
-        return f"{r.agent} [{r.experiment.split('/')[-1] if one_project else r.experiment}]"
+        tags = [] if r.column_agent == r.agent else [r.preset]
+        if len(experiments[r.column_agent]) > 1:
+            tags.append(r.experiment.split("/")[-1] if one_project else r.experiment)
+        return f"{r.agent} [{', '.join(tags)}]" if tags else r.agent
 
-    return [label(r) for r in runs]
+    labels = [label(r) for r in runs]
+    check_distinct(runs, labels)
+    return labels
+
+
+def check_distinct(runs: list[Run], labels: list[str]) -> None:
+    """Refuse two kinds of run under one column label (an experiment named like a preset, e.g. group "paper")."""
+    kinds: dict[str, tuple[str, str]] = {}
+    for r, label in zip(runs, labels):
+        kind = kinds.setdefault(label, (r.column_agent, r.experiment))
+        if kind != (r.column_agent, r.experiment):
+            raise LOMError(f"column {label!r} would mix {kind[0]} runs of {kind[1]} with {r.column_agent} runs of "
+                           f"{r.experiment} ({r.run_dir}) — rename one experiment's group folder")
 
 
 def _is_run_config(path: Path) -> bool:

@@ -1,4 +1,6 @@
-"""The results table: final normalised score, mean ± std over seeds, one row per dataset, one column per agent."""
+"""The results table: per dataset and over all datasets, per column (agent), the IQM of the runs' final normalised
+scores with its stratified-bootstrap 95 % CI, and per column a table of IQM, mean, median (each with its CI), std
+and n (see lom.report.stats)."""
 
 from __future__ import annotations
 
@@ -12,51 +14,72 @@ from pathlib import Path
 import numpy as np
 
 from lom.errors import LOMError
+from lom.report.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CI_LEVEL, Estimate, Summary, summarise
 
 # Row and column order of the paper's tables, so our table reads side by side with it.
 D4RL_KINDS = ("medium-replay", "full-replay", "medium", "medium-expert", "expert", "random")
 D4RL_ENVS = ("halfcheetah", "hopper", "walker2d")
 AGENT_ORDER = ("LOM", "IQL", "BC", "TD3BC")
 _D4RL_NAME = re.compile(r"^(halfcheetah|hopper|walker2d)-(.+)-v\d+$")
-
-
-@dataclass(frozen=True)
-class Cell:
-    mean: float
-    std: float
-    n: int
+AGGREGATE_ROW = "all datasets"
+QUOTED_AGGREGATE = f'"{AGGREGATE_ROW}"'  # as the notes under the tables name that row
+CI_HEADER = f"{round(CI_LEVEL * 100)} % CI"
+CSV_STATISTICS = ("iqm", "mean", "median")
 
 
 @dataclass
 class ScoreTable:
-    """Cells keyed by (dataset, column); `paper` holds user-supplied published scores keyed the same way."""
+    """Each run's score keyed by (dataset, column), the statistics of every cell keyed by (row, column), where the
+    rows are the datasets and, with two or more datasets, AGGREGATE_ROW; `paper` holds user-supplied published
+    scores keyed by (dataset, column)."""
 
     datasets: list[str]
     columns: list[str]
-    cells: dict[tuple[str, str], Cell]
+    scores: dict[tuple[str, str], np.ndarray]
+    summaries: dict[tuple[str, str], Summary]
+    final_window: int = 1
     paper: dict[tuple[str, str], float] = field(default_factory=dict)
 
-    def best_columns(self, dataset: str) -> set[str]:
-        """Columns with the highest mean in this row (several on a tie)."""
-        cells = [(c, self.cells.get((dataset, c))) for c in self.columns]
-        means = {c: cell.mean for c, cell in cells if cell is not None and not math.isnan(cell.mean)}
-        if not means:
-            return set()
-        top = max(means.values())
-        return {c for c, m in means.items() if m == top}
+    @property
+    def rows(self) -> list[str]:
+        return self.datasets + ([AGGREGATE_ROW] if len(self.datasets) > 1 else [])
+
+    @property
+    def study_row(self) -> str:
+        """The row that sums the study up: AGGREGATE_ROW, or the only dataset."""
+        return self.rows[-1]
+
+    @property
+    def study_columns(self) -> list[str]:
+        """The columns with a cell in `study_row` (over several datasets: those with runs on every dataset)."""
+        return [c for c in self.columns if (self.study_row, c) in self.summaries]
+
+    def strata(self, column: str) -> list[np.ndarray]:
+        """The column's run scores, one array per dataset (a column of `study_columns`)."""
+        return [self.scores[d, column] for d in self.datasets]
+
+    def best_columns(self, row: str) -> set[str]:
+        """Columns with the highest IQM in this row (several on a tie)."""
+        values = {c: self.summaries[row, c].iqm.value for c in self.columns if (row, c) in self.summaries}
+        top = max(values.values(), default=math.nan)
+        return {c for c, v in values.items() if v == top}
 
     def has_paper(self, column: str) -> bool:
         return any(c == column for _, c in self.paper)
 
 
-def build_table(scores: dict[tuple[str, str], list[float]]) -> ScoreTable:
-    """Aggregate per-seed scores keyed by (dataset, column). std is numpy's default (ddof=0) over seeds."""
-    cells = {
-        key: Cell(float(np.mean(values)), float(np.std(values)), len(values)) for key, values in scores.items() if values
-    }
-    datasets = sorted({d for d, _ in cells}, key=dataset_sort_key)
-    columns = sorted({c for _, c in cells}, key=column_sort_key)
-    return ScoreTable(datasets, columns, cells)
+def build_table(scores: dict[tuple[str, str], list[float]], final_window: int = 1) -> ScoreTable:
+    """Summarise per-run scores keyed by (dataset, column): every dataset's cell, and with two or more datasets the
+    AGGREGATE_ROW cell of each column that has runs on all of them."""
+    arrays = {key: np.asarray(values, dtype=np.float64) for key, values in scores.items() if values}
+    datasets = sorted({d for d, _ in arrays}, key=dataset_sort_key)
+    columns = sorted({c for _, c in arrays}, key=column_sort_key)
+    summaries = {key: summarise([values]) for key, values in arrays.items()}
+    if len(datasets) > 1:
+        for column in columns:
+            if all((d, column) in arrays for d in datasets):
+                summaries[AGGREGATE_ROW, column] = summarise([arrays[d, column] for d in datasets])
+    return ScoreTable(datasets, columns, arrays, summaries, final_window)
 
 
 def dataset_sort_key(name: str) -> tuple:
@@ -112,56 +135,130 @@ def read_paper_scores(path: str | Path) -> list[tuple[str, str, float]]:
 
 
 def format_markdown(table: ScoreTable) -> str:
+    """results.md: the main table, then the statistics of every column."""
+    return format_main_table(table) + "\n" + format_statistics(table)
+
+
+def format_main_table(table: ScoreTable) -> str:
+    """One row per dataset (and over all datasets), one column per agent; cells "IQM [95 % CI] (n=runs)"."""
     headers = ["dataset"]
     for column in table.columns:
         headers.append(column)
         if table.has_paper(column):
-            headers.append(f"{column} (paper)")
-    lines = ["| " + " | ".join(headers) + " |", "|---" + "|---:" * (len(headers) - 1) + "|"]
-    for dataset in table.datasets:
-        best = table.best_columns(dataset)
-        cells = [dataset]
+            headers.append(f"{column} (published)")
+    lines = [
+        f"Final D4RL normalised score of each run: {window_words(table.final_window)}. "
+        f"Cells: IQM [{CI_HEADER}] (n = runs); bold: best IQM in the row.",
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|---" + "|---:" * (len(headers) - 1) + "|",
+    ]
+    for row in table.rows:
+        best = table.best_columns(row)
+        cells = [row]
         for column in table.columns:
-            cells.append(_format_cell(table.cells.get((dataset, column)), bold=column in best))
+            cells.append(_main_cell(table.summaries.get((row, column)), bold=column in best))
             if table.has_paper(column):
-                paper = table.paper.get((dataset, column))
+                paper = table.paper.get((row, column))
                 cells.append("—" if paper is None else _one_decimal(paper))
         lines.append("| " + " | ".join(cells) + " |")
-    note = (
-        "\nFinal D4RL normalised score: mean ± std over seeds (std with ddof=0), n = number of seeds; "
-        "bold = best mean in the row."
-    )
+    return "\n".join(lines) + "\n\n" + main_table_notes(table) + "\n"
+
+
+def window_words(final_window: int) -> str:
+    """How a run is scored, with the flag that says so."""
+    return f"{window_phrase(final_window)} (`--final_window {final_window}`)"
+
+
+def window_phrase(final_window: int) -> str:
+    if final_window == 1:
+        return "its last evaluation"
+    return f"the mean of its last {final_window} evaluations"
+
+
+def main_table_notes(table: ScoreTable) -> str:
+    notes = [
+        "IQM: interquartile mean, the mean of the middle 50 % of the runs (of 3 runs or fewer, their mean). "
+        f"{CI_HEADER}: percentile interval of {BOOTSTRAP_RESAMPLES:,} stratified-bootstrap resamples (seed "
+        f"{BOOTSTRAP_SEED}): each dataset's runs drawn with replacement within that dataset; one run per dataset "
+        "gives a zero-width interval, which measures no seed spread."
+    ]
+    if len(table.datasets) > 1:
+        missing = ", ".join(c for c in table.columns if c not in table.study_columns)
+        lacking = f"; — where a column lacks runs on some dataset ({missing})" if missing else ""
+        notes.append(f"{QUOTED_AGGREGATE}: the IQM of every run of every dataset pooled, the bootstrap resampling "
+                     f"each dataset on its own{lacking}.")
     if table.paper:
-        note += " (paper) = published scores supplied with --paper_scores."
-    return "\n".join(lines) + "\n" + note + "\n"
+        notes.append("(published) = published scores supplied with --paper_scores.")
+    return " ".join(notes)
+
+
+def format_statistics(table: ScoreTable) -> str:
+    """Per column: IQM, mean and median with their 95 % CIs, std and n, per dataset and over all datasets."""
+    lines = [
+        "## Statistics per column",
+        "",
+        f"Each run scored by {window_words(table.final_window)}. Mean and median: of the runs on one dataset; "
+        f"in the {QUOTED_AGGREGATE} row, the mean and the median over datasets of each dataset's mean (rliable's "
+        "aggregate_mean and aggregate_median), while IQM pools the runs. std: ddof = 1 (— for one run); in the "
+        f"{QUOTED_AGGREGATE} row the pooled within-dataset std, sqrt(Σ (n_d − 1) s_d² / Σ (n_d − 1)). n: runs.",
+    ]
+    header = ["dataset", "IQM", CI_HEADER, "mean", CI_HEADER, "median", CI_HEADER, "std", "n"]
+    for column in table.columns:
+        lines += ["", f"### {column}", "", "| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
+        for row in table.rows:
+            summary = table.summaries.get((row, column))
+            if summary is not None:
+                lines.append("| " + " | ".join([row, *_statistics_cells(summary)]) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def format_csv(table: ScoreTable) -> str:
-    header = ["dataset"]
-    for column in table.columns:
-        header += [f"{column}_mean", f"{column}_std", f"{column}_n"]
-        if table.has_paper(column):
-            header.append(f"{column}_paper")
+    """One line per (row, column) with runs or a published score: the statistics as numbers (4 decimals)."""
+    header = ["dataset", "agent", "final_window", "n"]
+    for name in CSV_STATISTICS:
+        header += [name, f"{name}_ci_low", f"{name}_ci_high"]
+    header.append("std")
+    if table.paper:
+        header.append("published")
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
-    for dataset in table.datasets:
-        row: list = [dataset]
+    for row in table.rows:
         for column in table.columns:
-            cell = table.cells.get((dataset, column))
-            row += ["", "", 0] if cell is None else [_number(cell.mean), _number(cell.std), cell.n]
-            if table.has_paper(column):
-                paper = table.paper.get((dataset, column))
-                row.append("" if paper is None else _number(paper))
-        writer.writerow(row)
+            summary, paper = table.summaries.get((row, column)), table.paper.get((row, column))
+            if summary is None and paper is None:
+                continue
+            line: list = [row, column, table.final_window, 0 if summary is None else summary.n]
+            if summary is None:
+                line += [""] * (3 * len(CSV_STATISTICS) + 1)
+            else:
+                for name in CSV_STATISTICS:
+                    estimate: Estimate = getattr(summary, name)
+                    line += [_number(estimate.value), _number(estimate.low), _number(estimate.high)]
+                line.append(_number(summary.std))
+            if table.paper:
+                line.append("" if paper is None else _number(paper))
+            writer.writerow(line)
     return out.getvalue()
 
 
-def _format_cell(cell: Cell | None, bold: bool) -> str:
-    if cell is None:
+def _main_cell(summary: Summary | None, bold: bool) -> str:
+    if summary is None:
         return "—"
-    value = f"{_one_decimal(cell.mean)} ± {_one_decimal(cell.std)}"
-    return f"{f'**{value}**' if bold else value} (n={cell.n})"
+    value = _one_decimal(summary.iqm.value)
+    return f"{f'**{value}**' if bold else value} {_interval(summary.iqm)} (n={summary.n})"
+
+
+def _statistics_cells(summary: Summary) -> list[str]:
+    cells = []
+    for estimate in (summary.iqm, summary.mean, summary.median):
+        cells += [_one_decimal(estimate.value), _interval(estimate)]
+    return cells + ["—" if math.isnan(summary.std) else _one_decimal(summary.std), str(summary.n)]
+
+
+def _interval(estimate: Estimate) -> str:
+    return f"[{_one_decimal(estimate.low)}, {_one_decimal(estimate.high)}]"
 
 
 def _one_decimal(x: float) -> str:
