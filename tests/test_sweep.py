@@ -30,6 +30,7 @@ from lom.sweep.logs import bash_quote, exit_record, shell_status, start_record
 from lom.sweep.plan import (CHECKPOINT_NAME, Decision, Run, group_seeds, local_decision, slurm_decision,
                             sweep_runs, train_command, write_manifest)
 from lom.sweep.settings import SweepError, SweepSettings, settings_from_env
+from lom.sweep.slurm import TASKS, queued_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "run_baselines.sh"
@@ -150,6 +151,21 @@ def test_slurm_submits_the_runs_neither_finished_nor_queued_nor_trained_elsewher
     assert slurm_decision(queued, live_tasks) is Decision.QUEUED
     assert slurm_decision(interrupted, live_tasks) is Decision.SUBMIT  # a task resumes it
     assert queued.key == "LOM/default/a-v0/BC/seed0"
+
+
+def test_queued_runs_are_those_of_earlier_tasks_that_slurm_still_holds(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "squeue").write_text("#!/bin/sh\nprintf '12_0\\n12_2\\n'\n")  # what `squeue -h -r -o %i` lists
+    (bin_dir / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    (tmp_path / TASKS).write_text("11_0\tLOM/default/a-v0/BC/seed0\n12_0\tLOM/default/a-v0/LOM/seed0\n"
+                                  "12_1\tLOM/default/a-v0/LOM/seed1\n12_2\tLOM/default/b-v0/LOM/seed0\n")
+    assert queued_runs(tmp_path) == {"LOM/default/a-v0/LOM/seed0", "LOM/default/b-v0/LOM/seed0"}
+    (bin_dir / "squeue").write_text("#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact slurm controller'\n"
+                                    "exit 1\n")
+    with pytest.raises(SweepError, match="^squeue failed: slurm_load_jobs error: .* — is the cluster reachable"):
+        queued_runs(tmp_path)
 
 
 def test_seed_groups_hold_only_unfinished_seeds_in_the_sweeps_order(tmp_path):
