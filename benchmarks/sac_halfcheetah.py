@@ -1,6 +1,6 @@
 """Benchmark: SAC on HalfCheetah-v4 must reach an average evaluation return >= 4000 within 300k environment steps.
 
-Runs the whole dataset collection of `python -m lom.collect` (training, then the four D4RL-format files), prints
+Runs the whole dataset collection of `python -m lom.collect` (training, then the six D4RL-format files), prints
 the evaluation curve, the best and final average returns and the wall time, and exits non-zero when the best
 average return misses the target. With --steps below 300000 it only reports (a shortened run cannot be judged).
 Rerunning the same command resumes an interrupted run.
