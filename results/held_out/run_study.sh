@@ -11,7 +11,8 @@
 # checkout's sweep), so that no later commit can change a run half way. Two lanes of one run each (2 cores):
 # medium-replay and medium-expert; in each, seed 0 of every agent on every env first, then seed 1, then seed 2, so
 # that a study cut short stays balanced. Re-running resumes: finished runs are skipped, interrupted ones resume.
-# `bash run_study.sh files` only copies each run's small files next to this script and rebuilds report/.
+# `bash run_study.sh runs` skips the collections (they exist, or another command is making them: the runs wait for
+# each file); `bash run_study.sh files` only copies each run's small files next to this script and rebuilds report/.
 set -euo pipefail
 FROZEN=eb92366
 step="${1:-all}"
@@ -21,12 +22,12 @@ data="${DATA:-$HOME/lom_data}"
 work="${WORK:-$data/study_held_out}"
 code="$work/code"
 export OMP_NUM_THREADS=1 JOBS=1 DEVICE=cpu TRAIN_SCRIPT="$code/train.py"
-export STEPS=30000 GMM_STEPS=10000 EVAL_EVERY=5000 EVAL_EPISODES=10 LOG_PATH="$work"
+export STEPS=30000 GMM_STEPS=10000 EVAL_EVERY=5000 EVAL_EPISODES=10  # LOG_PATH: one per lane, $WORK/<kind>
 read -r -a round_agents <<<"${AGENTS:-LOM IQL TD3BC BC}"
 declare -A sac_steps=([HalfCheetah]=150000 [Hopper]=200000 [Walker2d]=300000)
 
 files() {  # each run's small files next to this script (no checkpoints, no datasets), then the report
-    (cd "$work" && find . -path ./code -prune -o -path ./logs -prune -o \
+    (cd "$work" && find . -path ./code -prune -o -path '*/logs' -prune -o \
         \( -name config.json -o -name metrics.csv -o -name results.json \) -path '*/seed[0-9]*/*' -print |
         while read -r f; do
             case "$f" in */seed*.old-*/*) continue ;; esac
@@ -38,7 +39,7 @@ if [ "$step" = files ]; then files; exit; fi
 mkdir -p "$work"
 
 # 1. The collections (as results/full_replay/run_study.sh makes them); a finished one only writes missing kinds.
-for env in HalfCheetah Hopper Walker2d; do
+[ "$step" = runs ] || for env in HalfCheetah Hopper Walker2d; do
     lower="${env,,}"
     (cd "$repo" && python -m lom.collect --env "$env-v4" --steps "${sac_steps[$env]}" --transitions 200000 \
         --threads 1 --checkpoint_every 10000 --no_progress --out "$data/collect_$lower" >"$data/collect_$lower.log" 2>&1) &
@@ -46,7 +47,8 @@ done
 wait
 [ -d "$code" ] || git -C "$repo" worktree add --detach "$code" "$FROZEN"
 
-# 2. The runs: lane A trains medium-replay, lane B medium-expert, env by env, round by round.
+# 2. The runs: lane A trains medium-replay, lane B medium-expert, env by env, round by round (each lane its own
+#    LOG_PATH: a sweep holds its LOG_PATH for itself).
 lane() {  # kind
     local seed env lower
     for round in 0 1 2 paper; do
@@ -55,7 +57,7 @@ lane() {  # kind
             if [ "$round" = paper ]; then seed=0 agents=LOM-paper; else seed=$round agents="${round_agents[*]}"; fi
             file="$data/collect_$lower/$lower-v4_$1.hdf5"
             until [ -f "$file" ]; do sleep 60; done  # a collection still being written by another command
-            SEEDS="$seed" AGENTS="$agents" DATASETS="$env-v4" bash "$repo/run_baselines.sh" \
+            LOG_PATH="$work/$1" SEEDS="$seed" AGENTS="$agents" DATASETS="$env-v4" bash "$repo/run_baselines.sh" \
                 --dataset_path "$file" || true  # a failed run is retried on re-run
         done
     done
