@@ -75,16 +75,19 @@ def uninterrupted(tmp_path_factory) -> Path:
     return run_dir_of(whole, env)
 
 
-def start_and_interrupt(args, env, run_dir: Path, signum: int) -> subprocess.CompletedProcess:
-    """Start train.py, send `signum` once it has evaluated twice (well into training), wait for it to end."""
+def evaluated_twice(run_dir: Path) -> bool:
+    metrics = run_dir / "metrics.csv"
+    return metrics.is_file() and len(metrics.read_text().splitlines()) >= 3  # header + two evaluations
+
+
+def start_and_interrupt(args, env, run_dir: Path, signum: int, ready=evaluated_twice) -> subprocess.CompletedProcess:
+    """Start train.py, send `signum` once `ready(run_dir)` (by default once it has evaluated twice, well into
+    training), wait for it to end."""
     proc = subprocess.Popen([sys.executable, "train.py", *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        metrics = run_dir / "metrics.csv"
-        if metrics.is_file() and len(metrics.read_text().splitlines()) >= 3:  # header + two evaluations
-            break
-        time.sleep(0.05)
+    while time.time() < deadline and proc.poll() is None and not ready(run_dir):
+        time.sleep(0.01)
     assert proc.poll() is None, "the run finished before it could be interrupted; give it more steps"
     proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=120)

@@ -1,0 +1,89 @@
+"""Resume for every agent and phase (test_train.py covers LOM's training phase and the stop signals): a run
+killed with SIGKILL and resumed from its last checkpoint ends with the numbers of an uninterrupted one, bit for
+bit; and a resume with a flag that changes the numbers is refused."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+import torch
+from test_train import SMALL, TINY, env, metrics_without_time, run_dir_of, start_and_interrupt, train  # noqa: F401
+
+from lom import checkpoint
+
+# An odd checkpoint interval: a run resumed from step 55 is mid-way through TD3+BC's policy delay and the sarsa
+# critic's target interval, so a counter restored wrongly changes which steps update the actor or the targets.
+CHECKPOINT_EVERY = 55
+RUN = ["--training_steps", "200", "--gmm_steps", "400", "--eval_every", "20", "--eval_episodes", "3",
+       "--log_every", "10", "--seed", "4", "--hidden_width", "32", "--gmm_hidden_width", "32", *SMALL]
+
+
+def pretraining_checkpointed(run_dir) -> bool:
+    return (run_dir / checkpoint.CHECKPOINT_NAME).is_file()
+
+
+def training_checkpointed(run_dir) -> bool:
+    """Evaluated at step 60, just past the first training checkpoint (55) and long before the next (110)."""
+    metrics = run_dir / "metrics.csv"
+    return metrics.is_file() and len(metrics.read_text().splitlines()) >= 1 + 3
+
+
+def uninterrupted_and_resumed(args, env, tmp_path, ready):
+    """The run folders of `args` trained in one go, and killed once `ready`, then resumed."""
+    whole = [*args, "--log_path", str(tmp_path / "whole")]
+    done = train(whole, env)
+    assert done.returncode == 0, done.stderr
+    cut = [*args, "--checkpoint_every", str(CHECKPOINT_EVERY), "--log_path", str(tmp_path / "cut")]
+    cut_dir = run_dir_of(cut, env)
+    stopped = start_and_interrupt(cut, env, cut_dir, signal.SIGKILL, ready=ready)
+    assert stopped.returncode == -signal.SIGKILL, stopped.stderr
+    progress = checkpoint.load(cut_dir / checkpoint.CHECKPOINT_NAME)["progress"]
+    resumed = train([*cut, "--resume"], env)
+    assert resumed.returncode == 0, resumed.stderr
+    return run_dir_of(whole, env), cut_dir, progress, resumed.stdout
+
+
+def assert_same_numbers(whole, cut):
+    assert metrics_without_time(whole) == metrics_without_time(cut)  # every evaluation and loss, to the bit
+    a, b = (json.loads((d / "results.json").read_text()) for d in (whole, cut))
+    for key in ("final_normalized_score", "best_normalized_score", "final_return", "steps"):
+        assert a[key] == b[key], key
+
+
+@pytest.mark.parametrize("agent_flags", [
+    ["--agent", "BC"],
+    ["--agent", "IQL"],  # the actor's cosine learning-rate schedule
+    ["--agent", "TD3BC"],  # the update counter behind the policy delay
+    ["--agent", "LOM", "--critic", "sarsa", "--weight_baseline", "policy"],  # the sarsa critic's target counter
+], ids=["BC", "IQL", "TD3BC", "LOM-sarsa"])
+def test_agent_killed_in_training_resumes_to_the_numbers_of_an_uninterrupted_run(agent_flags, env, tmp_path):
+    whole, cut, progress, stdout = uninterrupted_and_resumed([*RUN, *agent_flags], env, tmp_path,
+                                                               training_checkpointed)
+    assert (progress["phase"], progress["step"]) == ("train", CHECKPOINT_EVERY)
+    assert f"resumed from train step {CHECKPOINT_EVERY}\n" in stdout
+    assert_same_numbers(whole, cut)
+
+
+def test_lom_killed_during_mixture_pretraining_resumes_to_the_same_mixture_and_numbers(env, tmp_path):
+    whole, cut, progress, stdout = uninterrupted_and_resumed([*RUN, "--agent", "LOM"], env, tmp_path,
+                                                               pretraining_checkpointed)
+    assert progress["phase"] == "pretrain" and 0 < progress["step"] < 400
+    assert f"resumed from pretrain step {progress['step']}\n" in stdout
+    mixtures = [torch.load(d / "gmm.pt")["gmm"] for d in (whole, cut)]
+    assert mixtures[0].keys() == mixtures[1].keys()
+    assert all(torch.equal(mixtures[0][k], mixtures[1][k]) for k in mixtures[0])
+    assert_same_numbers(whole, cut)
+
+
+def test_resume_with_a_flag_that_changes_the_numbers_is_refused_naming_it(env, tmp_path):
+    args = [*TINY, "--agent", "IQL", "--log_path", str(tmp_path)]
+    assert train(args, env).returncode == 0
+    run_dir = run_dir_of(args, env)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    refused = train([*args, "--resume", "--tau", "0.01"], env)
+    assert refused.returncode == 2
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--resume" in lines[0] and "other values of tau;" in lines[0], refused.stderr
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
