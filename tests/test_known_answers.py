@@ -94,10 +94,10 @@ def iql_answer(rewards: np.ndarray, actions: np.ndarray) -> tuple[float, float]:
 
 
 def assert_imitates_best_cluster(agent: LOMAgent, states: torch.Tensor, share: np.ndarray | None = None):
-    """π(s) at the best centre and k*(s) a narrow component there (the other clusters are 0.7 and more away); with
-    `share`, the best cluster's fraction of each state's rows, also that the components there hold that much weight. (A
-    common cluster can be split in two components, so the chosen one may sit in one half of it, or lend weight to
-    a broad component: its share is checked only when it is the rare one.)"""
+    """π(s) at the best centre and k*(s) a narrow component there (the other clusters are 0.7 and more away);
+    with `share`, the best cluster's fraction of each state's rows, also that the components there hold that much
+    weight. (A common cluster can be split in two components, so the chosen one may sit in one half of it, or lend
+    weight to a broad component: its share is checked only when it is the rare one.)"""
     means, stds, log_weights = agent.gmm(states)
     k = agent.best_component(states, log_weights)
     rows = torch.arange(len(states))
@@ -122,7 +122,7 @@ def test_best_cluster_rarest_lom_imitates_it_bc_the_mean_iql_the_weighted_mean(s
     torch.manual_seed(seed)
     bc = trained(BCAgent(2, 1, config("BC"), BC_HP), data)
     data_means = np.array([act[state == s].mean() for s in range(STATES)])
-    assert bc.act(states)[:, 0].numpy() == pytest.approx(data_means, abs=0.07)  # about 0.2: the mixture's mean
+    assert bc.act(states)[:, 0].numpy() == pytest.approx(data_means, abs=0.07)  # about 0.2
 
     iql = train_iql(data, seed)
     answers = [iql_answer(REWARDS[cluster[state == s]], act[state == s]) for s in range(STATES)]
