@@ -4,7 +4,7 @@ repository; the tests must fail on every one of them.
     python benchmarks/mutation_check.py                  # every mutation; prints which test caught each
     python benchmarks/mutation_check.py iql-neg-beta ... # only these
     python benchmarks/mutation_check.py --list           # the mutations and why each one is wrong
-    python benchmarks/mutation_check.py --tests tests/test_known_answers.py select-argmin ...
+    python benchmarks/mutation_check.py select-argmin ... --tests tests/test_known_answers.py
                                                          # what these tests catch on their own
 
 The copy holds the working tree's files (tracked and untracked, not ignored ones). It first runs every test named
