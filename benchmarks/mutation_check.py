@@ -9,7 +9,7 @@ repository; the tests must fail on every one of them.
 
 The copy holds the working tree's files (tracked and untracked, not ignored ones). It first runs every test named
 below unchanged (they must pass); then for each mutation the tests named with it, fastest first, stopping at the
-first failure. Exits non-zero if a mutation survives. About 10 minutes on 2 CPU cores.
+first failure. Exits non-zero if a mutation survives. About 8 minutes on 2 busy CPU cores.
 """
 
 from __future__ import annotations
