@@ -10,7 +10,11 @@
         --lom ~/lom_data/reference_baselines/probe/checkpoint_{10000,15000,20000,25000}.pt \
         --d3rlpy ~/lom_data/reference_baselines/d3rlpy/walker2d-v4_full-replay/IQL/seed0/policy_{15000,20000}.pt \
         --out results/reference_baselines/probes/walker2d_iql_rollouts.csv
-    # 3. where the weights go at each checkpoint, on every dataset row (by episode-return decile and episode step)
+    # 3. from the 15k checkpoint to 20k again, unchanged (must repeat the run) or with one thing changed
+    python results/reference_baselines/probe_iql_collapse.py intervene --dataset_path FILE \
+        --from_checkpoint ~/lom_data/reference_baselines/probe/checkpoint_15000.pt --variant frozen_critic \
+        --stop_at 20000 --out results/reference_baselines/probes/intervene_15k_frozen_critic
+    # 4. where the weights go at each checkpoint, on every dataset row (by episode-return decile and episode step)
     python results/reference_baselines/probe_iql_collapse.py weights --dataset_path FILE \
         --lom ~/lom_data/reference_baselines/probe/checkpoint_{10000,15000,20000}.pt \
         --out results/reference_baselines/probes/walker2d_iql_weights_by_decile.csv
@@ -65,13 +69,14 @@ def study_config(args) -> TrainConfig:
 class ProbedTrainer(Trainer):
     """The study's IQL run, unchanged, with measurements that draw no random numbers, kept checkpoints and a stop."""
 
-    def __init__(self, cfg, diag, out: Path, scratch: Path, stop_at: int):
+    def __init__(self, cfg, diag, out: Path, scratch: Path, stop_at: int, variant: str = "control"):
         super().__init__(cfg)
-        self.diag, self.out, self.scratch, self.stop_at = diag, out, scratch, stop_at
+        self.diag, self.out, self.scratch, self.stop_at, self.variant = diag, out, scratch, stop_at, variant
         self.rows: list[dict] = []
 
     def prepare(self, transitions, mixture) -> None:
         super().prepare(transitions, mixture)
+        apply_variant(self.agent, self.variant)
         step_fn = self.agent.train_step
 
         def measured_step(data):
@@ -108,6 +113,45 @@ class ProbedTrainer(Trainer):
         if self.progress.step >= self.stop_at:
             self.stops.signum = signal.SIGTERM  # the loop saves the checkpoint at the next step boundary and stops
         return row
+
+
+VARIANTS = ("control", "frozen_critic", "beta1", "beta0", "clip10")
+
+
+def apply_variant(agent, variant: str) -> None:
+    """control: IQL unchanged; frozen_critic: Q and V stay as loaded, the actor goes on learning from them;
+    betaX: the actor's inverse temperature set to X (beta0: unit weights, i.e. BC); clip10: weights clipped at 10."""
+    if variant == "frozen_critic":
+        zero = torch.zeros(())
+        agent.critic.update = lambda batch: {"critic/v_loss": zero, "critic/q_loss": zero}
+    elif variant.startswith("beta"):
+        agent.hp = dataclasses.replace(agent.hp, beta=float(variant[4:]))
+    elif variant == "clip10":
+        agent.hp = dataclasses.replace(agent.hp, weight_clip=10.0)
+    elif variant != "control":
+        raise SystemExit(f"unknown variant {variant}: choose one of {', '.join(VARIANTS)}")
+
+
+def intervene(args) -> None:
+    """Resume our run from a kept checkpoint (its random state too, so `control` repeats the run's own numbers)
+    with one change (`--variant`), train to --stop_at and evaluate there with the run's evaluation seeds."""
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _, _, transitions = rb.prepare_inputs(args.env_name, args.dataset_path, "IQL")
+    normalizer = ObservationNormalizer.fit(transitions.observations, True)
+    diag = rb.diagnostic_rows(transitions, normalizer.mean.numpy(), normalizer.std.numpy())
+    scratch = Path(args.scratch) / "intervene" / f"{Path(args.from_checkpoint).stem}_{args.variant}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    cfg = dataclasses.replace(study_config(args), resume=True)
+    trainer = ProbedTrainer(cfg, diag, out, scratch, args.stop_at, args.variant)
+    trainer.run_dir = scratch / "run"  # the run's own config (log_path included) is what --resume checks
+    trainer.run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(args.from_checkpoint, trainer.run_dir / checkpoint.CHECKPOINT_NAME)
+    try:
+        trainer.run()
+    except TrainingStopped as stop:
+        print(stop)
 
 
 def train(args) -> None:
@@ -238,7 +282,7 @@ def weights(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("train", "rollout", "weights"))
+    parser.add_argument("command", choices=("train", "rollout", "weights", "intervene"))
     parser.add_argument("--dataset_path", required=True)
     parser.add_argument("--env_name", default="Walker2d-v4")
     parser.add_argument("--seed", type=int, default=0)
@@ -250,8 +294,10 @@ def main() -> None:
     parser.add_argument("--lom", nargs="*", help="our checkpoints (train's checkpoint_<step>.pt)")
     parser.add_argument("--d3rlpy", nargs="*", help="d3rlpy's saved policies (policy_<step>.pt)")
     parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--from_checkpoint", help="intervene: a checkpoint_<step>.pt that train kept")
+    parser.add_argument("--variant", default="control", choices=VARIANTS)
     args = parser.parse_args()
-    {"train": train, "rollout": rollout, "weights": weights}[args.command](args)
+    {"train": train, "rollout": rollout, "weights": weights, "intervene": intervene}[args.command](args)
 
 
 if __name__ == "__main__":
