@@ -24,7 +24,7 @@ package never imports d3rlpy.
 
 "Ours" are the full-replay study's runs where it has the seed (results/full_replay/LOM/default/<dataset>/<agent>/,
 reused when their schedule matches) and otherwise `train.py --agent ... --dataset_path ...` runs made here.
-Each run's config.json and metrics.csv go to <out>/runs/{lom,d3rlpy}/<dataset>/<agent>/seed<k>/; d3rlpy's IQL runs
+Each run's config.json and metrics.csv go to <out>/{lom,d3rlpy}/<dataset>/<agent>/seed<k>/; d3rlpy's IQL runs
 also write diagnostics.csv (the advantage weights on fixed dataset rows every 1,000 steps, see `weight_stats`).
 Policies, inputs and train.py's checkpoints stay in --scratch.
 """
@@ -383,7 +383,7 @@ def copy_small_files(src: Path, dst: Path, note: dict) -> None:
 
 
 def run_d3rlpy(args, spec, normalizer, inputs_path: Path, inputs: Inputs, seed: int, python: Path) -> None:
-    dst = Path(args.out) / "runs" / "d3rlpy" / spec.name / args.agent / f"seed{seed}"
+    dst = Path(args.out) / "d3rlpy" / spec.name / args.agent / f"seed{seed}"
     if (dst / "metrics.csv").is_file():
         print(f"d3rlpy {args.agent} seed {seed}: done already ({dst})", flush=True)
         return
@@ -424,7 +424,7 @@ WEIGHT_COLUMNS = ("q_mean", "v_mean", "adv_mean", "adv_std", "adv_p05", "adv_p95
 
 
 def run_lom(args, spec, inputs: Inputs, seed: int) -> None:
-    dst = Path(args.out) / "runs" / "lom" / spec.name / args.agent / f"seed{seed}"
+    dst = Path(args.out) / "lom" / spec.name / args.agent / f"seed{seed}"
     if (dst / "metrics.csv").is_file():
         return
     found = study_run(Path(args.study), spec.name, args.agent, seed, schedule_of(args))
@@ -457,9 +457,9 @@ def fmt(values: list[float]) -> str:
 
 
 def collect_runs(out: Path) -> dict[tuple[str, str], dict[str, dict[int, list[dict]]]]:
-    """{(dataset, agent): {implementation: {seed: metrics rows}}} from <out>/runs/."""
+    """{(dataset, agent): {implementation: {seed: metrics rows}}} from <out>/{lom,d3rlpy}/."""
     found: dict = {}
-    for metrics in sorted((out / "runs").glob("*/*/*/seed*/metrics.csv")):
+    for metrics in sorted(m for impl in IMPLEMENTATIONS for m in (out / impl).glob("*/*/seed*/metrics.csv")):
         impl, dataset, agent, seed = metrics.parts[-5:-1]
         found.setdefault((dataset, agent), {}).setdefault(impl, {})[int(seed[4:])] = read_metrics(metrics)
     return found

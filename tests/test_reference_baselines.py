@@ -153,7 +153,7 @@ def write_run(folder: Path, scores: list[float], schedule: dict | None = None) -
 
 
 def test_side_by_side_table_mean_and_sample_std(tmp_path):
-    runs = tmp_path / "runs"
+    runs = tmp_path
     write_run(runs / "lom" / "walker" / "IQL" / "seed0", [10, 20, 30, 40, 50, 60])
     write_run(runs / "lom" / "walker" / "IQL" / "seed1", [30, 40, 50, 60, 70, 80])
     write_run(runs / "d3rlpy" / "walker" / "IQL" / "seed0", [1, 2, 3, 4, 5, 6])
