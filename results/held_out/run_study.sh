@@ -58,7 +58,7 @@ lane() {  # kind
             file="$data/collect_$lower/$lower-v4_$1.hdf5"
             until [ -f "$file" ]; do sleep 60; done  # a collection still being written by another command
             LOG_PATH="$work/$1" SEEDS="$seed" AGENTS="$agents" DATASETS="$env-v4" bash "$repo/run_baselines.sh" \
-                --dataset_path "$file" || true  # a failed run is retried on re-run
+                --dataset_path "$file" --checkpoint_every 5000 || true  # a failed run is retried on re-run
         done
     done
 }
