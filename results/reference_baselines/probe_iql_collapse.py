@@ -271,7 +271,9 @@ def weights(args) -> None:
         for name, mask in groups.items():
             rows.append({"step": step, "rows": name, "row_share": round(float(mask.mean()), 4),
                          "weight_share": round(float(w[mask].sum() / w.sum()), 4),
-                         "mean_adv": round(float(adv[mask].mean()), 3), "mean_q": round(float(q[mask].mean()), 2),
+                         "mean_adv": round(float(adv[mask].mean()), 3),
+                         "adv_std": round(float(adv[mask].std()), 3),
+                         "mean_weight": round(float(w[mask].mean()), 3), "mean_q": round(float(q[mask].mean()), 2),
                          "mean_v": round(float(v[mask].mean()), 2),
                          "clip_frac": round(float((w[mask] >= 100).mean()), 4)})
         print(f"step {step}: Q {q.mean():.1f}, V {v.mean():.1f}, A std {adv.std():.2f}, at clip {(w >= 100).mean():.3f}",
