@@ -14,6 +14,8 @@
     python results/reference_baselines/probe_iql_collapse.py intervene --dataset_path FILE \
         --from_checkpoint ~/lom_data/reference_baselines/probe/checkpoint_15000.pt --variant frozen_critic \
         --stop_at 20000 --out results/reference_baselines/probes/intervene_15k_frozen_critic
+    #    (add --critic_from ~/lom_data/reference_baselines/probe/checkpoint_20000.pt: the 20k critic, frozen, under
+    #    the 15k actor)
     # 4. where the weights go at each checkpoint, on every dataset row (by episode-return decile and episode step)
     python results/reference_baselines/probe_iql_collapse.py weights --dataset_path FILE \
         --lom ~/lom_data/reference_baselines/probe/checkpoint_{10000,15000,20000}.pt \
@@ -76,6 +78,9 @@ class ProbedTrainer(Trainer):
 
     def prepare(self, transitions, mixture) -> None:
         super().prepare(transitions, mixture)
+        if getattr(self, "critic_from", None) is not None:
+            critic = {k[len("critic."):]: v for k, v in self.critic_from.items() if k.startswith("critic.")}
+            self.agent.critic.load_state_dict(critic)
         apply_variant(self.agent, self.variant)
         step_fn = self.agent.train_step
 
@@ -141,10 +146,13 @@ def intervene(args) -> None:
     _, _, transitions = rb.prepare_inputs(args.env_name, args.dataset_path, "IQL")
     normalizer = ObservationNormalizer.fit(transitions.observations, True)
     diag = rb.diagnostic_rows(transitions, normalizer.mean.numpy(), normalizer.std.numpy())
-    scratch = Path(args.scratch) / "intervene" / f"{Path(args.from_checkpoint).stem}_{args.variant}"
+    critic = f"_critic_{Path(args.critic_from).stem}" if args.critic_from else ""
+    scratch = Path(args.scratch) / "intervene" / f"{Path(args.from_checkpoint).stem}_{args.variant}{critic}"
     scratch.mkdir(parents=True, exist_ok=True)
     cfg = dataclasses.replace(study_config(args), resume=True)
     trainer = ProbedTrainer(cfg, diag, out, scratch, args.stop_at, args.variant)
+    if args.critic_from:  # another checkpoint's critic (Q, its target and V), frozen, under this one's actor
+        trainer.critic_from = checkpoint.load(args.critic_from)["agent"]["networks"]
     trainer.run_dir = scratch / "run"  # the run's own config (log_path included) is what --resume checks
     trainer.run_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(args.from_checkpoint, trainer.run_dir / checkpoint.CHECKPOINT_NAME)
@@ -268,6 +276,11 @@ def weights(args) -> None:
                        "episode steps 40-199": (meta["step_in_episode"] >= 40) & (meta["step_in_episode"] < 200),
                        "episode steps 200+": meta["step_in_episode"] >= 200,
                        "last 20 steps before a fall": (meta["steps_to_fall"] >= 0) & (meta["steps_to_fall"] < 20)})
+        start = meta["step_in_episode"] < FIRST_STEPS
+        groups.update({"steps 0-39, return deciles 0-4": start & (decile <= 4),
+                       "steps 0-39, return deciles 5-8": start & (decile >= 5) & (decile <= 8),
+                       "steps 0-39, return decile 9": start & (decile == 9)})
+        actions = transitions.actions.astype(np.float64)
         for name, mask in groups.items():
             rows.append({"step": step, "rows": name, "row_share": round(float(mask.mean()), 4),
                          "weight_share": round(float(w[mask].sum() / w.sum()), 4),
@@ -275,7 +288,9 @@ def weights(args) -> None:
                          "adv_std": round(float(adv[mask].std()), 3),
                          "mean_weight": round(float(w[mask].mean()), 3), "mean_q": round(float(q[mask].mean()), 2),
                          "mean_v": round(float(v[mask].mean()), 2),
-                         "clip_frac": round(float((w[mask] >= 100).mean()), 4)})
+                         "clip_frac": round(float((w[mask] >= 100).mean()), 4),
+                         "mean_action": " ".join(f"{x:.2f}" for x in actions[mask].mean(0)),
+                         "weighted_action": " ".join(f"{x:.2f}" for x in np.average(actions[mask], 0, w[mask]))})
         print(f"step {step}: Q {q.mean():.1f}, V {v.mean():.1f}, A std {adv.std():.2f}, at clip {(w >= 100).mean():.3f}",
               flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -298,6 +313,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--from_checkpoint", help="intervene: a checkpoint_<step>.pt that train kept")
     parser.add_argument("--variant", default="control", choices=VARIANTS)
+    parser.add_argument("--critic_from", help="intervene: put this checkpoint's critic under the actor (use with "
+                                              "--variant frozen_critic)")
     args = parser.parse_args()
     {"train": train, "rollout": rollout, "weights": weights, "intervene": intervene}[args.command](args)
 
