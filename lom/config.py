@@ -67,7 +67,8 @@ BUILTIN_ROWS = ("multimodal-fork-v0",)
 #   lom:   ours, one rule for every dataset (README "Hyper-parameters"): expectile critic, weight against V(s),
 #          rewards scaled by the episode-return range (a property measured on the data, see REWARD_SCALINGS) with
 #          LOM_BETA, the support floor LOM_MIN_COMPONENT_WEIGHT; K, N, ac_rand, smooth_noise and C from the paper's
-#          row for D4RL names and from LOM_DEFAULT for all other data. No value depends on a file's name.
+#          row for D4RL names and from `lom_default_for` (N from the action dimension) for all other data. No value
+#          depends on a file's name.
 PRESETS = ("lom", "paper")
 PAPER_DEFAULT = LOMHyperParams()
 # β = 5 was tuned over the paper's 1M steps. Over the 30k-50k steps that fit on a CPU the critic is young, its errors
@@ -80,13 +81,23 @@ LOM_BETA = 0.1
 # imitating the chosen components of three 50k-step Hopper runs scored 29 / 36 / 40 with every component a
 # candidate and 102 / 88 / 102 with this floor (results/full_replay/README.md).
 LOM_MIN_COMPONENT_WEIGHT = 0.05
-# Data without a row in the paper's table. N = 2: on collected Walker2d replay the D4RL row's N = 10 split the data
-# into narrow per-policy modes and the young critic's choice among them taught policies that lean back and fall
-# (six runs, all ≤ 2 at some evaluation between 15k and 25k steps), N = 2 held (three seeds, none below 16.7 after
-# 5k). K = 1, ac_rand 0 and C = 50: the paper's most common values. A candidate, not yet frozen: on the tuning set
-# (the three full-replay collections) it holds on HalfCheetah and Walker2d but scored 26.2 on Hopper, where the
-# per-file values (N = 10, K = 2) scored 97-101 (results/full_replay/README.md, "One rule for every dataset").
+# Data without a row in the paper's table: K = 1, ac_rand 0, C = 50 (the paper's most common values) and N from the
+# action dimension, the one property the tuning set needed (the three full-replay collections, seed 0, 50k steps;
+# results/full_replay/README.md, "One rule for every dataset"). With 6-dimensional actions (Walker2d, HalfCheetah)
+# N = 10 split the data into narrow per-policy modes and the young critic's choice among them taught Walker2d
+# policies that lean back and fall (12.2 / 1.5; N = 2: 58.8 / 25.3 / 30.8; HalfCheetah N = 2: 93.2); with Hopper's
+# 3-dimensional actions N = 2 left each component spread over poor and good behaviour (26.2) and N = 10 scored
+# 98-102 from 30k steps on.
 LOM_DEFAULT = _hp(1, 2, LOM_BETA, 0.0, 0.2, 50, min_w=LOM_MIN_COMPONENT_WEIGHT)
+LOM_FEW_ACTION_DIMS = 3  # data with at most this many action dimensions take LOM_FEW_DIMS_COMPONENTS components
+LOM_FEW_DIMS_COMPONENTS = 10
+
+
+def lom_default_for(action_dim: int) -> LOMHyperParams:
+    """The one rule for data without a paper row: LOM_DEFAULT, with N from the action dimension."""
+    if action_dim <= LOM_FEW_ACTION_DIMS:
+        return dataclasses.replace(LOM_DEFAULT, num_components=LOM_FEW_DIMS_COMPONENTS)
+    return LOM_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -99,18 +110,29 @@ class Preset:
     values: LOMHyperParams
 
 
-def preset_for(preset: str, dataset_name: str) -> Preset:
-    """The preset's method and values for a dataset (see PRESETS); `dataset_name` matters only through the tables."""
-    row = PAPER_HYPERPARAMS.get(dataset_name)
+def preset_scales_rewards(preset: str, dataset_name: str) -> bool:
+    """Whether the preset trains LOM on return-range-scaled rewards: ours does, but not on the built-in benchmark."""
+    return preset == "lom" and dataset_name not in BUILTIN_ROWS
+
+
+def preset_for(preset: str, dataset_name: str, action_dim: int | None = None) -> Preset:
+    """The preset's method and values for a dataset (see PRESETS); `dataset_name` matters only through the tables,
+    `action_dim` (the data's) only for data without a row under the lom preset."""
+    row, scale = PAPER_HYPERPARAMS.get(dataset_name), preset_scales_rewards(preset, dataset_name)
     if dataset_name in BUILTIN_ROWS:
         critic, baseline = ("sarsa", "policy") if preset == "paper" else ("expectile", "value")
         floor = 0.0 if preset == "paper" else row.min_component_weight
-        return Preset(critic, baseline, False, dataclasses.replace(row, min_component_weight=floor))
+        return Preset(critic, baseline, scale, dataclasses.replace(row, min_component_weight=floor))
     if preset == "paper":
-        return Preset("sarsa", "policy", False, dataclasses.replace(row or PAPER_DEFAULT, min_component_weight=0.0))
-    values = LOM_DEFAULT if row is None else dataclasses.replace(
+        return Preset("sarsa", "policy", scale, dataclasses.replace(row or PAPER_DEFAULT, min_component_weight=0.0))
+    if row is None and action_dim is None:
+        from lom.errors import LOMError
+
+        raise LOMError(f"{dataset_name} has no row in the paper's table and its actions are not a flat vector, so "
+                       "LOM's default has no N for it: give --num_components")
+    values = lom_default_for(action_dim) if row is None else dataclasses.replace(
         row, beta=LOM_BETA, min_component_weight=LOM_MIN_COMPONENT_WEIGHT)
-    return Preset("expectile", "value", True, values)
+    return Preset("expectile", "value", scale, values)
 
 
 
@@ -210,14 +232,15 @@ class TrainConfig:
     group: str = "default"
     enable_wandb: bool = False
 
-    def resolve(self, dataset_name: str) -> "TrainConfig":
-        """Fill every `None` from the dataset's schedule and the preset's method and values."""
+    def resolve(self, dataset_name: str, action_dim: int | None = None) -> "TrainConfig":
+        """Fill every `None` from the dataset's schedule and the preset's method and values (`action_dim`: the
+        data's, which LOM's one rule needs for data without a row in the paper's table)."""
         from lom.errors import LOMError
 
         if self.preset not in PRESETS:
             raise LOMError(f"--preset {self.preset!r} is unknown: choose one of {', '.join(PRESETS)}")
         schedule = SCHEDULES.get(dataset_name, PAPER_SCHEDULE)
-        preset = preset_for(self.preset, dataset_name)
+        preset = preset_for(self.preset, dataset_name, action_dim)
         paper = preset.values
         filled = {
             f.name: getattr(self, f.name) if getattr(self, f.name) is not None else getattr(schedule, f.name)
@@ -272,7 +295,7 @@ class TrainConfig:
         if self.reward_scaling != "auto":
             return self.reward_scaling == "return_range"
         if self.agent == "LOM":
-            return preset_for(self.preset, dataset_name).scale_rewards
+            return preset_scales_rewards(self.preset, dataset_name)
         return self.agent == "IQL" and env_id.split("-")[0] in LOCOMOTION_ENVS
 
     @property

@@ -15,6 +15,17 @@ from lom.errors import LOMError
 from lom.networks import GaussianMixture
 
 
+def env_action_dim(spec: DatasetSpec) -> int | None:
+    """The length of the evaluation env's actions (the data's must equal it, see `check_env_fit`); None if not a
+    flat Box."""
+    env = make_env(spec)
+    try:
+        size = _size(env.action_space)
+    finally:
+        env.close()
+    return size if isinstance(size, int) else None
+
+
 def check_env_fit(spec: DatasetSpec, obs_dim: int, act_dim: int) -> None:
     """The dataset's observation and action sizes must be the evaluation env's; LOMError naming both if not."""
     env = make_env(spec)

@@ -32,7 +32,7 @@ from lom.data.transitions import return_range_scale
 from lom.data.types import DatasetSpec
 from lom.errors import EXIT_INTERRUPTED, EXIT_STOPPED, LOMError, TrainingStopped
 from lom.evaluation import evaluate
-from lom.fit import check_env_fit, check_mixture_fit, load_mixture
+from lom.fit import check_env_fit, check_mixture_fit, env_action_dim, load_mixture
 from lom.io import write_json
 from lom.run_lock import RunLock
 from lom.run_logging import RunLogger, run_directory_for
@@ -144,7 +144,7 @@ class Progress:
 class Trainer:
     def __init__(self, cfg: TrainConfig):
         self.spec: DatasetSpec = resolve_dataset(cfg.env_name, cfg.dataset_path)
-        self.cfg = cfg = cfg.resolve(self.spec.name)
+        self.cfg = cfg = cfg.resolve(self.spec.name, env_action_dim(self.spec))
         cfg.validate()
         self.run_dir = run_directory_for(cfg, self.spec.name)
         self.stops = StopRequests()

@@ -39,7 +39,7 @@ def test_d4rl_names_take_the_papers_row_and_our_weight_rule():
     cfg = TrainConfig().resolve("walker2d-full-replay-v2")
     assert cfg.lom == dataclasses.replace(paper, beta=LOM_BETA, min_component_weight=LOM_MIN_COMPONENT_WEIGHT)
     assert TrainConfig(preset="paper").resolve("walker2d-full-replay-v2").lom == paper
-    assert TrainConfig(num_components=10).resolve("walker2d-v4_full-replay").num_components == 10
+    assert TrainConfig(num_components=10).resolve("walker2d-v4_full-replay", 6).num_components == 10
 
 
 def test_the_fork_discounts_more_steeply_than_the_papers_datasets_unless_told():
@@ -47,7 +47,7 @@ def test_the_fork_discounts_more_steeply_than_the_papers_datasets_unless_told():
     0.99 elsewhere, and --discount wins over both."""
     assert TrainConfig().resolve("multimodal-fork-v0").discount == 0.9
     assert TrainConfig().resolve("hopper-medium-replay-v2").discount == 0.99
-    assert TrainConfig().resolve("halfcheetah-v4_full-replay").discount == 0.99
+    assert TrainConfig().resolve("halfcheetah-v4_full-replay", 6).discount == 0.99
     assert TrainConfig(discount=0.97).resolve("multimodal-fork-v0").discount == 0.97
 
 

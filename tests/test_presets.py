@@ -34,7 +34,7 @@ def test_the_same_file_under_two_names_trains_with_the_same_hyperparameters(env,
     assert configs[0]["dataset"] != configs[1]["dataset"]
     assert configs[0]["hyperparameters"] == configs[1]["hyperparameters"]
     assert configs[0]["reward_scale"] == configs[1]["reward_scale"] == pytest.approx(1000.0 / 19.0)
-    assert configs[0]["preset"] == "lom" and configs[0]["hyperparameters"]["num_components"] == 2
+    assert configs[0]["preset"] == "lom" and configs[0]["hyperparameters"]["num_components"] == 10
 
 
 def test_paper_preset_on_a_d4rl_name_is_the_authors_agent_with_the_papers_row(env, tmp_path, monkeypatch):  # noqa: F811
@@ -60,10 +60,25 @@ def test_paper_preset_on_a_d4rl_name_is_the_authors_agent_with_the_papers_row(en
 
 @pytest.mark.parametrize("name", ["hopper-v4_full-replay", "walker2d-v4_medium-replay", "my_data", "minari:x/y-v0"])
 def test_data_without_a_paper_row_takes_one_rule_whatever_its_name(name):
-    assert TrainConfig().resolve(name).lom == LOM_DEFAULT
-    paper = TrainConfig(preset="paper").resolve(name)
+    assert TrainConfig().resolve(name, action_dim=6).lom == LOM_DEFAULT
+    paper = TrainConfig(preset="paper").resolve(name, action_dim=6)
     assert paper.lom == PAPER_DEFAULT and (paper.critic, paper.weight_baseline) == ("sarsa", "policy")
     assert TrainConfig().scales_rewards(name, "Ant-v4") and not TrainConfig(preset="paper").scales_rewards(name, "Ant-v4")
+
+
+@pytest.mark.parametrize("action_dim, components", [(1, 10), (3, 10), (4, 2), (6, 2), (17, 2)])
+def test_the_one_rule_takes_n_from_the_action_dimension_and_nothing_else(action_dim, components):
+    cfg = TrainConfig().resolve("my_data", action_dim=action_dim)
+    assert cfg.lom == dataclasses.replace(LOM_DEFAULT, num_components=components)
+    assert (cfg.num_critics, cfg.beta, cfg.weight_clip, cfg.min_component_weight) == (1, 0.1, 50.0, 0.05)
+    # The paper preset and D4RL names do not look at the action dimension.
+    assert TrainConfig(preset="paper").resolve("my_data", action_dim=action_dim).lom == PAPER_DEFAULT
+    assert TrainConfig().resolve("hopper-full-replay-v2", action_dim=action_dim).num_components == 10
+
+
+def test_lom_default_without_an_action_dimension_asks_for_n_in_one_line():
+    with pytest.raises(LOMError, match="give --num_components"):
+        TrainConfig().resolve("my_data")
 
 
 def test_every_flag_overrides_the_preset():

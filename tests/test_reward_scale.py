@@ -102,4 +102,4 @@ def test_lom_on_a_file_scales_rewards_and_weighs_softly(env, tmp_path):  # noqa:
     config = json.loads((run_dir_of(args, env) / "config.json").read_text())
     assert config["reward_scale"] == pytest.approx(1000.0 / 19.0)
     assert config["beta"] == LOM_DEFAULT.beta
-    assert config["num_components"] == LOM_DEFAULT.num_components
+    assert config["num_components"] == 10  # Hopper's 3-dimensional actions: the one rule's N for few dimensions

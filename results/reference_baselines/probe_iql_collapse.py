@@ -56,6 +56,7 @@ sys.modules["reference_baselines"] = rb
 _spec.loader.exec_module(rb)
 
 FIRST_STEPS = 40
+WALKER2D_ACTION_DIM = 6  # resolve fills LOM's values too, which IQL ignores
 # Walker2d-v4 is healthy while 0.8 < torso height < 2 and −1 < torso angle < 1 (observation entries 0 and 1).
 HEIGHT_RANGE, ANGLE_RANGE = (0.8, 2.0), (-1.0, 1.0)
 
@@ -179,7 +180,7 @@ def train(args) -> None:
 
 # -- rollouts -----------------------------------------------------------------------------------------------------
 def load_lom_policy(path: Path, args):
-    cfg = study_config(args).resolve("file")
+    cfg = study_config(args).resolve("file", WALKER2D_ACTION_DIM)
     state = checkpoint.load(path)
     obs_dim = state["normalizer"]["mean"].shape[0]
     act_dim = state["agent"]["networks"]["actor.log_std"].shape[0]
@@ -262,7 +263,7 @@ def weights(args) -> None:
                         // len(ep_sorted), 9)
     rows = []
     for path in args.lom:
-        cfg = study_config(args).resolve("file")
+        cfg = study_config(args).resolve("file", WALKER2D_ACTION_DIM)
         state = checkpoint.load(path)
         agent = make_agent(cfg, obs.shape[1], act.shape[1])
         agent.load_training_state(state["agent"])
