@@ -14,7 +14,7 @@
 # `bash run_study.sh runs` skips the collections (they exist, or another command is making them: the runs wait for
 # each file); `bash run_study.sh files` only copies each run's small files next to this script and rebuilds report/.
 set -euo pipefail
-FROZEN=eb92366
+FROZEN=e694e81
 step="${1:-all}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -46,6 +46,7 @@ mkdir -p "$work"
 done
 wait
 [ -d "$code" ] || git -C "$repo" worktree add --detach "$code" "$FROZEN"
+git -C "$code" checkout --quiet --detach "$FROZEN"  # a checkout of an earlier FROZEN moves to this one
 
 # 2. The runs: lane A trains medium-replay, lane B medium-expert, env by env, round by round (each lane its own
 #    LOG_PATH: a sweep holds its LOG_PATH for itself).
