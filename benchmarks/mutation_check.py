@@ -88,7 +88,7 @@ MUTATIONS = [
              "- self.critic.state_value(batch.next_obs)", "the advantage is taken against V(s')"),
     Mutation("iql-weight-unclipped", IQL, ".clamp(max=self.hp.weight_clip)", "",
              "advantage weights not clipped at 100"),
-    Mutation("iql-no-schedule", IQL, '        self.schedulers["actor"].step()\n', "",
+    Mutation("iql-no-schedule", IQL, '        self.actor_lr.advance()\n', "",
              "the actor's learning rate never follows its cosine decay"),
     # -- TD3+BC --
     Mutation("td3bc-noise-unclipped", TD3BC, ".clamp(-hp.noise_clip, hp.noise_clip)", "",
@@ -152,8 +152,8 @@ MUTATIONS = [
     # -- resume --
     Mutation("resume-counter-lost", "lom/agents/base.py", 'return {"updates": self.updates}',
              'return {"updates": 0}', "TD3+BC's and the sarsa critic's update counters restart on resume", (RESUME,)),
-    Mutation("resume-schedule-lost", "lom/agents/base.py", 'sched.load_state_dict(state["schedulers"][key])',
-             "pass", "IQL's cosine schedule restarts on resume", (RESUME,)),
+    Mutation("resume-schedule-lost", "lom/agents/base.py", 'group["lr"] = rate', "pass",
+             "IQL's cosine schedule stops at the value it had when the run was resumed", (RESUME,)),
     Mutation("resume-optimizers-lost", "lom/agents/base.py", 'opt.load_state_dict(state["optimizers"][key])',
              "pass", "Adam's moments restart on resume (the mixture's too, mid-way through pre-training)", (RESUME,)),
 ]

@@ -71,6 +71,8 @@ FLAG_HELP = {
     "actor_lr": "Adam learning rate of LOM's actor",
     "device": "auto (CUDA when present), cpu, cuda or cuda:N",
     "compile": "torch.compile the networks (1/0)",
+    "cuda_graphs": "capture each training step once as CUDA graphs and replay it: auto (on for CUDA devices), 1 "
+                   "(CUDA only) or 0 (eager steps)",
     "resume": "continue the run in the run folder from its last checkpoint (starts fresh if there is none)",
     "log_path": "root folder of run folders",
     "project": "project name (run folder level, and the wandb project)",

@@ -172,6 +172,8 @@ WEIGHT_BASELINES = ("value", "policy")
 # How rewards are rescaled before training: "auto" picks return_range for IQL on locomotion data (IQL's authors'
 # rule), for LOM what its preset says (`Preset.scale_rewards`), and none for BC and TD3BC.
 REWARD_SCALINGS = ("auto", "return_range", "none")
+# Whether each training step is captured once as CUDA graphs and replayed (lom/graphs.py): auto = on CUDA devices.
+CUDA_GRAPHS = ("auto", "1", "0")
 # return_range: rewards × RETURN_RANGE_TARGET / (highest − lowest episode return in the dataset), as IQL's authors
 # do for MuJoCo locomotion (IQL paper, appendix), so that β means the same on every such dataset.
 RETURN_RANGE_TARGET = 1000.0
@@ -226,6 +228,7 @@ class TrainConfig:
     # Where and how to run.
     device: str = "auto"
     compile: bool = False
+    cuda_graphs: str = "auto"  # see CUDA_GRAPHS
     resume: bool = False
     log_path: str = "runs"
     project: str = "LOM"
@@ -272,6 +275,8 @@ class TrainConfig:
         need(self.weight_baseline != "value" or self.critic == "expectile" or self.agent != "LOM",
              "--weight_baseline value compares with the expectile critic's V(s): use --critic expectile, or "
              "--weight_baseline policy with --critic sarsa")
+        need(self.cuda_graphs in CUDA_GRAPHS,
+             f"--cuda_graphs {self.cuda_graphs!r} is unknown: choose one of {', '.join(CUDA_GRAPHS)}")
         need(self.reward_scaling in REWARD_SCALINGS,
              f"--reward_scaling {self.reward_scaling!r} is unknown: choose one of {', '.join(REWARD_SCALINGS)}")
         need(self.mode_net in MODE_VALUE_NETS, f"--mode_net {self.mode_net!r} is unknown: choose one of {', '.join(MODE_VALUE_NETS)}")

@@ -168,11 +168,30 @@ class GaussianActor(nn.Module):
         return torch.distributions.Normal(self(obs), std).log_prob(actions).sum(-1)
 
 
-def adam(params, lr: float, kernel: str = "fused") -> torch.optim.Adam:
+def adam(params, lr: float, kernel: str = "fused", capturable: bool = False) -> torch.optim.Adam:
     """Adam whose update runs as PyTorch's per-parameter `loop` (its CPU default, ~6 calls per parameter), as a few
     multi-tensor `foreach` calls (bit-identical to the loop), or as one `fused` kernel per parameter (the fastest;
-    it rounds differently in the last bit). On 2 busy CPU cores the loop measured 3-100x slower than either."""
-    return torch.optim.Adam(params, lr=lr, foreach=kernel == "foreach", fused=kernel == "fused")
+    it rounds differently in the last bit). On 2 busy CPU cores the loop measured 3-100x slower than either.
+    `capturable`: the step count lives on the device, so that a CUDA graph can replay the update (lom/graphs.py)."""
+    return torch.optim.Adam(params, lr=lr, foreach=kernel == "foreach", fused=kernel == "fused", capturable=capturable)
+
+
+class CosineDecay(nn.Module):
+    """A learning rate that falls from lr₀ to 0 over `total` steps, lr_t = lr₀·(1 + cos(π·t/T))/2 (the closed form
+    of torch's CosineAnnealingLR), kept and advanced on the device so that a captured step advances it too. Both
+    numbers are parameters without gradients: `.to(device)` keeps a parameter's identity, so the optimiser built
+    on `lr` before the move reads the moved value."""
+
+    def __init__(self, lr: float, total: int):
+        super().__init__()
+        self.initial, self.total = lr, total
+        self.lr = nn.Parameter(torch.tensor(lr), requires_grad=False)
+        self.t = nn.Parameter(torch.tensor(0.0), requires_grad=False)
+
+    @torch.no_grad()
+    def advance(self) -> None:
+        self.t.add_(1.0)
+        self.lr.copy_(self.t.mul(math.pi / self.total).cos_().add_(1.0).mul_(0.5 * self.initial))
 
 
 @torch.no_grad()

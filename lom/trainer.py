@@ -33,6 +33,7 @@ from lom.data.types import DatasetSpec
 from lom.errors import EXIT_INTERRUPTED, EXIT_STOPPED, LOMError, TrainingStopped
 from lom.evaluation import evaluate
 from lom.fit import check_env_fit, check_mixture_fit, env_action_dim, load_mixture
+from lom.graphs import CapturedStep, use_cuda_graphs
 from lom.io import write_json
 from lom.run_lock import RunLock
 from lom.run_logging import RunLogger, run_directory_for
@@ -53,47 +54,67 @@ def pick_device(name: str) -> torch.device:
 
 
 class LossWindow:
-    """Per-step losses kept on the device; flushed (one host sync) into running sums every `capacity` steps."""
+    """Per-step losses kept on the device; flushed (one host sync) into running sums every `capacity` steps.
+
+    A step may report only some of the losses (TD3+BC's actor loss comes every 2nd step): each loss's mean is over
+    the steps that reported it, and which losses a row holds is kept on the host, so no step needs a sync.
+    """
 
     def __init__(self, capacity: int, device: torch.device):
         self.capacity, self.device = capacity, device
         self.names: list[str] = []
         self.rows = None
-        self.fill = 0
+        self.reported: list[tuple[int, ...]] = []  # per row in the window: the columns its step reported
+        self.columns: dict[tuple[str, ...], tuple[tuple[int, ...], torch.Tensor]] = {}
         self.first_step = 0
         self.sums: dict[str, float] = {}
-        self.count = 0
+        self.counts: dict[str, int] = {}
 
     def add(self, step: int, losses: dict[str, torch.Tensor]) -> None:
-        if self.rows is None or list(losses) != self.names:
+        names = tuple(losses)
+        if self.rows is None or not set(names) <= set(self.names):
             self.flush()
-            self.names = list(losses)
-            self.rows = torch.empty(self.capacity, len(self.names), device=self.device)
-        if self.fill == 0:
+            self.names = [*self.names, *(n for n in names if n not in self.names)]
+            self.rows = torch.zeros(self.capacity, len(self.names), device=self.device)
+            self.columns = {}
+        if names not in self.columns:
+            cols = tuple(self.names.index(n) for n in names)
+            self.columns[names] = (cols, torch.tensor(cols, device=self.device))
+        cols, index = self.columns[names]
+        if not self.reported:
             self.first_step = step
-        self.rows[self.fill] = torch.stack(list(losses.values()))
-        self.fill += 1
-        if self.fill == self.capacity:
+        values = torch.stack(list(losses.values()))
+        if len(cols) == len(self.names):
+            self.rows[len(self.reported)] = values
+        else:
+            self.rows[len(self.reported)].index_copy_(0, index, values)
+        self.reported.append(cols)
+        if len(self.reported) == self.capacity:
             self.flush()
 
     def flush(self) -> None:
         """Read the window back; raise `NonFiniteLoss` naming the first bad loss and its step."""
-        if not self.fill:
+        if not self.reported:
             return
-        rows = self.rows[: self.fill].double().cpu()
-        self.fill = 0
-        finite = torch.isfinite(rows)
-        if not finite.all():
-            step_offset, column = (~finite).nonzero()[0].tolist()
+        rows = self.rows[: len(self.reported)].double().cpu()
+        reported = torch.zeros(rows.shape, dtype=torch.bool)
+        for i, cols in enumerate(self.reported):
+            reported[i, list(cols)] = True
+        self.reported = []
+        bad = reported & ~torch.isfinite(rows)
+        if bad.any():
+            step_offset, column = bad.nonzero()[0].tolist()
             raise NonFiniteLoss(self.names[column], self.first_step + step_offset)
-        for name, total in zip(self.names, rows.sum(0).tolist()):
-            self.sums[name] = self.sums.get(name, 0.0) + total
-        self.count += len(rows)
+        totals, counts = rows.where(reported, 0.0).sum(0).tolist(), reported.sum(0).tolist()
+        for name, total, count in zip(self.names, totals, counts):
+            if count:
+                self.sums[name] = self.sums.get(name, 0.0) + total
+                self.counts[name] = self.counts.get(name, 0) + count
 
     def take_means(self) -> dict[str, float]:
         self.flush()
-        means = {name: total / self.count for name, total in self.sums.items()} if self.count else {}
-        self.sums, self.count = {}, 0
+        means = {name: total / self.counts[name] for name, total in self.sums.items()}
+        self.sums, self.counts = {}, {}
         return means
 
 
@@ -137,7 +158,7 @@ class Progress:
     phase: str = "pretrain"
     step: int = 0  # steps completed in `phase`
     metrics: list[dict] = field(default_factory=list)
-    pending_losses: dict = field(default_factory=dict)  # loss sums since the last evaluation, and their count
+    pending_losses: dict = field(default_factory=dict)  # loss sums since the last evaluation, and their counts
     wall_time_s: float = 0.0
 
 
@@ -177,7 +198,8 @@ class Trainer:
         self.reward_scale = (return_range_scale(transitions, RETURN_RANGE_TARGET)
                              if cfg.scales_rewards(self.spec.name, self.spec.env_id) else 1.0)
         self.data = DeviceDataset(transitions, self.normalizer, self.device, self.reward_scale)
-        self.agent: Agent = make_agent(cfg, self.data.obs_dim, self.data.act_dim).to(self.device)
+        self.captured = use_cuda_graphs(cfg.cuda_graphs, self.device)
+        self.agent: Agent = make_agent(cfg, self.data.obs_dim, self.data.act_dim, self.captured).to(self.device)
         if mixture is not None:
             self.agent.load_behaviour_model(mixture)
         if cfg.compile:
@@ -211,6 +233,7 @@ class Trainer:
             "obs_dim": transitions.obs_dim,
             "act_dim": transitions.act_dim,
             "device_used": str(self.device),
+            "cuda_graphs_used": self.captured,
             "cpu_threads": torch.get_num_threads(),
             "hyperparameters": self.agent.hyperparameters(),
         }
@@ -229,11 +252,11 @@ class Trainer:
 
     def _comparable_config(self) -> dict:
         """The settings that change a run's numbers (not where it runs or how it is logged)."""
-        ignored = {"resume", "device", "enable_wandb", "compile", "log_every"}
+        ignored = {"resume", "device", "enable_wandb", "compile", "cuda_graphs", "log_every"}
         return {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in ignored}
 
     def save_checkpoint(self, path: Path | None = None) -> None:
-        self.progress.pending_losses = {"sums": self.window.sums, "count": self.window.count}
+        self.progress.pending_losses = {"sums": self.window.sums, "counts": self.window.counts}
         self.progress.wall_time_s = self.elapsed()
         checkpoint.save(path or self.run_dir / checkpoint.CHECKPOINT_NAME, {
             "config": self._comparable_config(),
@@ -258,7 +281,10 @@ class Trainer:
     def _run_prepared(self) -> dict:
         self.clock_start, self.progress_wall_start = time.perf_counter(), self.progress.wall_time_s
         pending = self.progress.pending_losses
-        self.window.sums, self.window.count = dict(pending.get("sums", {})), pending.get("count", 0)
+        sums = dict(pending.get("sums", {}))
+        # Checkpoints written before losses were counted one by one hold one count for all of them.
+        counts = pending.get("counts") or {name: pending["count"] for name in sums if "count" in pending}
+        self.window.sums, self.window.counts = sums, dict(counts)
         try:
             if self.progress.phase == "pretrain":
                 self._pretrain()
@@ -289,9 +315,10 @@ class Trainer:
         agent, cfg, progress = self.agent, self.cfg, self.progress
         bar = tqdm(total=agent.pretrain_steps, initial=progress.step, desc="behaviour mixture", unit="step",
                    dynamic_ncols=True, mininterval=1.0)
+        step = self._stepper(lambda: agent.pretrain_step(self.data))
         while progress.step < agent.pretrain_steps:
             self._stop_if_asked(bar)
-            self.window.add(progress.step + 1, agent.pretrain_step(self.data))
+            self.window.add(progress.step + 1, step())
             progress.step += 1
             bar.update()
             if progress.step % cfg.log_every == 0:
@@ -311,9 +338,10 @@ class Trainer:
         last_score = progress.metrics[-1]["normalized_score"] if progress.metrics else None
         bar = tqdm(total=cfg.training_steps, initial=progress.step, desc=f"{cfg.agent} training", unit="step",
                    dynamic_ncols=True, mininterval=1.0)
+        step = self._stepper(lambda: agent.train_step(self.data))
         while progress.step < cfg.training_steps:
             self._stop_if_asked(bar)
-            self.window.add(progress.step + 1, agent.train_step(self.data))
+            self.window.add(progress.step + 1, step())
             progress.step += 1
             bar.update()
             at_end = progress.step == cfg.training_steps
@@ -324,6 +352,10 @@ class Trainer:
                 self.window.flush()
                 self.save_checkpoint()
         bar.close()
+
+    def _stepper(self, step):
+        """`step` itself, or, with --cuda_graphs, the same step captured once and replayed (lom/graphs.py)."""
+        return CapturedStep(step, self.agent) if self.captured else step
 
     def _evaluate(self) -> dict:
         step = self.progress.step

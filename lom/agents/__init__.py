@@ -13,7 +13,8 @@ from lom.errors import LOMError
 AGENTS: dict[str, type[Agent]] = {"LOM": LOMAgent, "BC": BCAgent, "IQL": IQLAgent, "TD3BC": TD3BCAgent}
 
 
-def make_agent(cfg: TrainConfig, obs_dim: int, act_dim: int) -> Agent:
+def make_agent(cfg: TrainConfig, obs_dim: int, act_dim: int, capturable: bool = False) -> Agent:
+    """The agent `cfg` names; `capturable`: with optimisers a CUDA graph can replay (lom/graphs.py)."""
     if cfg.agent not in AGENTS:
         raise LOMError(f"unknown agent {cfg.agent!r}: choose one of {', '.join(AGENTS)}")
-    return AGENTS[cfg.agent](obs_dim, act_dim, cfg)
+    return AGENTS[cfg.agent](obs_dim, act_dim, cfg, capturable=capturable)

@@ -27,7 +27,6 @@ class Agent(nn.Module):
     def __init__(self):
         super().__init__()
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
-        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
 
     def pretrain_step(self, data: DeviceDataset) -> Losses:
         raise NotImplementedError(f"{self.name} has no pre-training phase")
@@ -61,21 +60,25 @@ class Agent(nn.Module):
         return {
             "networks": self.state_dict(),
             "optimizers": {k: opt.state_dict() for k, opt in self.optimizers.items()},
-            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
         }
 
     def load_training_state(self, state: dict) -> None:
         self.load_state_dict(state["networks"])
         for key, opt in self.optimizers.items():
+            rates = [group["lr"] for group in opt.param_groups]
             opt.load_state_dict(state["optimizers"][key])
-        for key, sched in self.schedulers.items():
-            sched.load_state_dict(state["schedulers"][key])
+            # A tensor learning rate (IQL's CosineDecay) must stay the tensor its schedule advances, not a copy.
+            for group, rate in zip(opt.param_groups, rates):
+                if isinstance(rate, torch.Tensor):
+                    group["lr"] = rate
 
 
 class CountsUpdates:
-    """Mixin for modules that act every n-th update: the counter is saved with their state_dict."""
+    """Mixin for modules that act every n-th update (n = `period`): the counter is saved with their state_dict.
+    A captured step (lom/graphs.py) records one graph per phase of the period and advances the counter itself."""
 
     updates: int = 0
+    period: int = 1
 
     def get_extra_state(self):
         return {"updates": self.updates}

@@ -13,11 +13,12 @@ from lom.networks import GaussianActor
 class BCAgent(Agent):
     name = "BC"
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, hp: BCHyperParams = BCHyperParams()):
+    def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, hp: BCHyperParams = BCHyperParams(),
+                 capturable: bool = False):
         super().__init__()
         self.hp = hp
         self.actor = GaussianActor(obs_dim, act_dim, cfg.hidden)
-        self.optimizers = {"actor": torch.optim.Adam(self.actor.parameters(), lr=hp.lr)}
+        self.optimizers = {"actor": torch.optim.Adam(self.actor.parameters(), lr=hp.lr, capturable=capturable)}
 
     def train_step(self, data: DeviceDataset) -> Losses:
         batch = data.sample(self.hp.batch_size)

@@ -55,12 +55,13 @@ class TargetEnsembleCritic(nn.Module):
 
 class ExpectileCritic(TargetEnsembleCritic):
     def __init__(self, obs_dim: int, act_dim: int, members: int, expectile: float, discount: float, tau: float,
-                 lr: float, hidden=(256, 256), fast: bool = True):
+                 lr: float, hidden=(256, 256), fast: bool = True, capturable: bool = False):
         super().__init__(obs_dim, act_dim, members, hidden)
         self.v = mlp(obs_dim, hidden, 1)
         self.expectile, self.discount, self.tau = expectile, discount, tau
         # V and Q losses touch disjoint parameters, so one Adam over both equals two separate ones.
-        self.optimizer = adam([*self.q.parameters(), *self.v.parameters()], lr, "fused" if fast else "loop")
+        self.optimizer = adam([*self.q.parameters(), *self.v.parameters()], lr, "fused" if fast else "loop",
+                              capturable)
 
     def state_value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.v(obs).squeeze(-1)
@@ -78,10 +79,14 @@ class ExpectileCritic(TargetEnsembleCritic):
 
 class SarsaCritic(CountsUpdates, TargetEnsembleCritic):
     def __init__(self, obs_dim: int, act_dim: int, members: int, smooth_noise: float, discount: float, tau: float,
-                 lr: float, target_every: int = 2, hidden=(256, 256), fast: bool = True):
+                 lr: float, target_every: int = 2, hidden=(256, 256), fast: bool = True, capturable: bool = False):
         super().__init__(obs_dim, act_dim, members, hidden)
         self.smooth_noise, self.discount, self.tau, self.target_every = smooth_noise, discount, tau, target_every
-        self.optimizer = adam(self.q.parameters(), lr, "fused" if fast else "loop")
+        self.optimizer = adam(self.q.parameters(), lr, "fused" if fast else "loop", capturable)
+
+    @property
+    def period(self) -> int:
+        return self.target_every
 
     def update(self, batch: Batch) -> Losses:
         with torch.no_grad():

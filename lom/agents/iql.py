@@ -12,21 +12,25 @@ from lom.agents.base import Agent, Losses, gradient_step
 from lom.agents.critics import ExpectileCritic
 from lom.batches import Batch, DeviceDataset
 from lom.config import IQLHyperParams, TrainConfig
-from lom.networks import GaussianActor
+from lom.networks import CosineDecay, GaussianActor
 
 
 class IQLAgent(Agent):
     name = "IQL"
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, hp: IQLHyperParams = IQLHyperParams()):
+    def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, hp: IQLHyperParams = IQLHyperParams(),
+                 capturable: bool = False):
         super().__init__()
         self.hp = hp
         self.critic = ExpectileCritic(obs_dim, act_dim, hp.num_critics, hp.expectile, cfg.discount, cfg.tau, hp.lr,
-                                      hidden=cfg.hidden)
+                                      hidden=cfg.hidden, capturable=capturable)
         self.actor = GaussianActor(obs_dim, act_dim, cfg.hidden)
-        actor_opt = torch.optim.Adam(self.actor.parameters(), lr=hp.lr)
+        # The actor's learning rate follows a cosine decay over the run, as in IQL's paper.
+        self.actor_lr = CosineDecay(hp.lr, cfg.training_steps)
+        # foreach=False: the per-parameter update, the one that reads a tensor learning rate without capture too.
+        actor_opt = torch.optim.Adam(self.actor.parameters(), lr=self.actor_lr.lr, foreach=False,
+                                     capturable=capturable)
         self.optimizers = {"critic": self.critic.optimizer, "actor": actor_opt}
-        self.schedulers = {"actor": torch.optim.lr_scheduler.CosineAnnealingLR(actor_opt, T_max=cfg.training_steps)}
 
     def train_step(self, data: DeviceDataset) -> Losses:
         critic_batch, actor_batch = data.sample_many((self.hp.batch_size, self.hp.batch_size))
@@ -40,7 +44,7 @@ class IQLAgent(Agent):
             weight = torch.exp(self.hp.beta * advantage).clamp(max=self.hp.weight_clip)
         loss = -(weight * self.actor.log_prob(batch.obs, batch.act)).mean()
         gradient_step(self.optimizers["actor"], loss)
-        self.schedulers["actor"].step()
+        self.actor_lr.advance()
         return {"actor/loss": loss.detach(), "actor/weight": weight.mean()}
 
     @torch.no_grad()

@@ -31,37 +31,39 @@ BEHAVIOUR_CACHE_MAX_BYTES = 4 * 2**30
 GATE_CLOSED_WEIGHT = 1e-3
 
 
-def make_critic(cfg: TrainConfig, obs_dim: int, act_dim: int, fast: bool = True):
+def make_critic(cfg: TrainConfig, obs_dim: int, act_dim: int, fast: bool = True, capturable: bool = False):
     hp = cfg.lom
     if cfg.critic == "expectile":
         return ExpectileCritic(obs_dim, act_dim, hp.num_critics, cfg.expectile, cfg.discount, cfg.tau, cfg.critic_lr,
-                               hidden=cfg.hidden, fast=fast)
+                               hidden=cfg.hidden, fast=fast, capturable=capturable)
     return SarsaCritic(obs_dim, act_dim, hp.num_critics, hp.smooth_noise, cfg.discount, cfg.tau, cfg.critic_lr,
-                       hidden=cfg.hidden, fast=fast)
+                       hidden=cfg.hidden, fast=fast, capturable=capturable)
 
 
 class LOMAgent(Agent):
     """`cache_behaviour` and `fast` switch off the two kinds of speed-ups (for tests and measurements): the frozen
-    mixture's output cached per dataset row, and batched kernels (fused Adam; Q of many actions per state)."""
+    mixture's output cached per dataset row, and batched kernels (fused Adam; Q of many actions per state).
+    `capturable`: optimisers a CUDA graph can replay (lom/graphs.py)."""
 
     name = "LOM"
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, cache_behaviour: bool = True, fast: bool = True):
+    def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, cache_behaviour: bool = True, fast: bool = True,
+                 capturable: bool = False):
         super().__init__()
         hp = cfg.lom
         self.cfg, self.hp = cfg, hp
         self.gmm = GaussianMixture(obs_dim, act_dim, hp.num_components, (cfg.gmm_hidden_width,) * 2)
-        self.critic = make_critic(cfg, obs_dim, act_dim, fast=fast)
+        self.critic = make_critic(cfg, obs_dim, act_dim, fast=fast, capturable=capturable)
         self.mode_value = MODE_VALUE_NETS[cfg.mode_net](obs_dim, hp.num_components, cfg.hidden)
         self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden)
         kernel = "fused" if fast else "loop"
         self.optimizers = {
             # foreach, not fused, for the mixture: bit-identical to plain Adam, and pre-training is chaotic enough
             # (components merging or splitting) that a last-bit difference can change where it ends.
-            "gmm": adam(self.gmm.parameters(), cfg.gmm_lr, "foreach" if fast else "loop"),
+            "gmm": adam(self.gmm.parameters(), cfg.gmm_lr, "foreach" if fast else "loop", capturable),
             "critic": self.critic.optimizer,
-            "mode_value": adam(self.mode_value.parameters(), cfg.mode_lr, kernel),
-            "actor": adam(self.actor.parameters(), cfg.actor_lr, kernel),
+            "mode_value": adam(self.mode_value.parameters(), cfg.mode_lr, kernel, capturable),
+            "actor": adam(self.actor.parameters(), cfg.actor_lr, kernel, capturable),
         }
         self.pretrain_steps = cfg.gmm_steps
         self.cache_behaviour, self.fast = cache_behaviour, fast

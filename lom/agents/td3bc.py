@@ -18,7 +18,8 @@ from lom.networks import DeterministicActor, QEnsemble, polyak_update
 class TD3BCAgent(CountsUpdates, Agent):
     name = "TD3BC"
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, hp: TD3BCHyperParams = TD3BCHyperParams()):
+    def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, hp: TD3BCHyperParams = TD3BCHyperParams(),
+                 capturable: bool = False):
         super().__init__()
         self.hp, self.discount, self.tau = hp, cfg.discount, cfg.tau
         self.q = QEnsemble(obs_dim, act_dim, hp.num_critics, cfg.hidden)
@@ -26,9 +27,13 @@ class TD3BCAgent(CountsUpdates, Agent):
         self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.optimizers = {
-            "critic": torch.optim.Adam(self.q.parameters(), lr=hp.lr),
-            "actor": torch.optim.Adam(self.actor.parameters(), lr=hp.lr),
+            "critic": torch.optim.Adam(self.q.parameters(), lr=hp.lr, capturable=capturable),
+            "actor": torch.optim.Adam(self.actor.parameters(), lr=hp.lr, capturable=capturable),
         }
+
+    @property
+    def period(self) -> int:
+        return self.hp.policy_delay
 
     def train_step(self, data: DeviceDataset) -> Losses:
         batch = data.sample(self.hp.batch_size)

@@ -1,0 +1,89 @@
+"""Captured training steps: an agent's update recorded once as CUDA graphs, then replayed step after step.
+
+An eager step of these small networks launches hundreds of tiny kernels, each queued by the CPU; a replayed graph
+queues them all in one call. What capture needs, and where it comes from:
+- no host work inside a step: batches are index draws on the device (`DeviceDataset.draw`), losses stay tensors,
+  IQL's learning-rate schedule is a tensor advanced on the device (`networks.CosineDecay`);
+- optimisers that keep their step count on the device (`capturable=True`, `make_agent(..., capturable=True)`);
+- random draws from the device's generator, which PyTorch advances on every replay, so each replay draws anew;
+- Python counters (`CountsUpdates`: TD3+BC's policy delay, the sarsa critic's target period) pick different work on
+  different steps: one graph is captured per phase of their period, and the counters are advanced here, by hand.
+
+The first `WARMUP_STEPS` calls run eagerly on a side stream (they are real training steps): they create what
+PyTorch makes lazily (Adam's moments, cuBLAS workspaces) before capture fixes every tensor's address. Capture runs
+no kernels, so it changes no parameter; checkpoints and `--resume` see the same modules and optimisers as eagerly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from lom.agents.base import CountsUpdates, Losses
+from lom.errors import LOMError
+
+WARMUP_STEPS = 3
+
+
+def use_cuda_graphs(setting: str, device: torch.device) -> bool:
+    """--cuda_graphs: auto captures on CUDA devices only; 1 on another device is refused in one line."""
+    if setting == "1" and device.type != "cuda":
+        raise LOMError(f"--cuda_graphs 1 needs a CUDA device, but this run trains on {device}: use --cuda_graphs auto "
+                       "or 0, or --device cuda")
+    return setting == "1" or (setting == "auto" and device.type == "cuda")
+
+
+class CapturedStep:
+    """Calls `step()` (one update of `agent`, returning its losses) as eager warm-up steps, then as graph replays.
+
+    The losses returned by a replay live in the graph's static memory and are overwritten by the next replay: read
+    or copy them before calling again (`LossWindow.add` copies them).
+    """
+
+    def __init__(self, step: Callable[[], Losses], agent: nn.Module, warmup: int = WARMUP_STEPS):
+        self.step, self.agent = step, agent
+        self.warmup_left = max(warmup, 1)
+        self.counters: list[CountsUpdates] = []
+        self.graphs: list[torch.cuda.CUDAGraph] = []
+        self.outputs: list[Losses] = []
+        self.replays = 0
+
+    def __call__(self) -> Losses:
+        if self.warmup_left:
+            return self._warmup_step()
+        if not self.graphs:
+            self._capture()
+        phase = self.replays % len(self.graphs)
+        self.graphs[phase].replay()
+        self.replays += 1
+        for counter in self.counters:
+            counter.updates += 1
+        return self.outputs[phase]
+
+    def _warmup_step(self) -> Losses:
+        counters = [m for m in self.agent.modules() if isinstance(m, CountsUpdates)]
+        before = [m.updates for m in counters]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            losses = self.step()
+        torch.cuda.current_stream().wait_stream(side)
+        # The counters this step advances (not, say, the critic's during LOM's mixture pre-training).
+        self.counters = [m for m, n in zip(counters, before) if m.updates != n]
+        self.warmup_left -= 1
+        return losses
+
+    def _capture(self) -> None:
+        period = math.lcm(1, *(m.period for m in self.counters))
+        start = [m.updates for m in self.counters]
+        torch.cuda.synchronize()
+        for _ in range(period):  # graph j is the step taken with every counter at start + j
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self.outputs.append(self.step())
+            self.graphs.append(graph)
+        for counter, updates in zip(self.counters, start):  # capture ran each step's Python, but no kernel
+            counter.updates = updates

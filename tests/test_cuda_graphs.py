@@ -1,0 +1,185 @@
+"""Captured training steps (--cuda_graphs, lom/graphs.py) and the loss window they report into.
+
+The flag's refusals and the loss window run everywhere. The captured path itself needs a CUDA device: those tests
+are skipped on a machine without one (this project's CI), and `benchmarks/gpu_check.sh` runs them on a lent GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_train import TINY, env, metrics_without_time, run_dir_of, train  # noqa: F401  (env is a fixture)
+
+from lom.agents import make_agent
+from lom.batches import DeviceDataset, ObservationNormalizer
+from lom.config import TrainConfig
+from lom.data.types import Transitions
+from lom.errors import LOMError
+from lom.graphs import CapturedStep, use_cuda_graphs
+from lom.trainer import LossWindow, NonFiniteLoss
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "captured_steps.py"
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="captured steps need a CUDA device")
+# Captured and eager steps must agree this closely (relative) on every loss over the first steps.
+AGREEMENT = 1e-4
+
+
+# -- everywhere ------------------------------------------------------------------------------------------------
+def test_cuda_graphs_1_without_cuda_is_refused_in_one_line(env, tmp_path):  # noqa: F811
+    with pytest.raises(LOMError, match="--cuda_graphs 1 needs a CUDA device"):
+        use_cuda_graphs("1", torch.device("cpu"))
+    assert not use_cuda_graphs("auto", torch.device("cpu")) and not use_cuda_graphs("0", torch.device("cuda"))
+    assert use_cuda_graphs("auto", torch.device("cuda"))
+    out = train([*TINY, "--device", "cpu", "--cuda_graphs", "1", "--log_path", str(tmp_path)], env)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "error: --cuda_graphs 1 needs a CUDA device, but this run trains on cpu: use --cuda_graphs auto or 0, or "
+        "--device cuda"]
+    out = train([*TINY, "--cuda_graphs", "yes", "--log_path", str(tmp_path)], env)
+    assert out.returncode == 2 and "--cuda_graphs 'yes' is unknown: choose one of auto, 1, 0" in out.stderr
+
+
+def test_auto_trains_eagerly_on_the_cpu_and_says_so(env, tmp_path):  # noqa: F811
+    args = [*TINY, "--agent", "BC", "--device", "cpu", "--log_path", str(tmp_path)]
+    assert train(args, env).returncode == 0
+    config = json.loads((run_dir_of(args, env) / "config.json").read_text())
+    assert config["cuda_graphs"] == "auto" and config["cuda_graphs_used"] is False
+
+
+def test_a_loss_reported_every_other_step_is_averaged_over_the_steps_that_report_it():
+    window = LossWindow(4, torch.device("cpu"))  # capacity 4: some flushes hold only the critic's rows
+    for step in range(1, 12):
+        losses = {"critic/q_loss": torch.tensor(float(step))}
+        if step % 2 == 0:
+            losses["actor/loss"] = torch.tensor(10.0 * step)
+        window.add(step, losses)
+    means = window.take_means()
+    assert means == {"critic/q_loss": pytest.approx(6.0), "actor/loss": pytest.approx(60.0)}  # steps 2, 4, …, 10
+    assert window.take_means() == {}
+
+
+def test_a_non_finite_loss_is_named_with_its_step_even_when_other_steps_skip_it():
+    window = LossWindow(8, torch.device("cpu"))
+    window.add(1, {"critic/q_loss": torch.tensor(1.0), "actor/loss": torch.tensor(2.0)})
+    window.add(2, {"critic/q_loss": torch.tensor(1.0)})
+    window.add(3, {"critic/q_loss": torch.tensor(1.0), "actor/loss": torch.tensor(math.inf)})
+    with pytest.raises(NonFiniteLoss) as bad:
+        window.flush()
+    assert (bad.value.loss_name, bad.value.step) == ("actor/loss", 3)
+
+
+def test_the_captured_steps_benchmark_measures_eager_rows_and_leaves_captured_ones_unmeasured_without_cuda(tmp_path):
+    out = tmp_path / "captured.json"
+    done = subprocess.run([sys.executable, str(BENCHMARK), "--quick", "--device", "cpu", "--transitions", "5000",
+                           "--json", str(out)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(out.read_text())
+    assert set(figures["agents"]) == {"LOM", "LOM sarsa K=2", "IQL", "TD3BC", "BC"}
+    for row in figures["agents"].values():
+        assert row["eager_steps_per_s"] > 0 and row["captured_steps_per_s"] is None
+    assert done.stdout.count("not measured") == 5
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_the_gpu_check_script_refuses_in_one_line_without_cuda(tmp_path):
+    done = subprocess.run(["bash", str(BENCHMARK.with_name("gpu_check.sh"))], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "OUT": str(tmp_path / "out")})
+    assert done.returncode == 3 and done.stderr.strip().splitlines() == [
+        "benchmarks/gpu_check.sh: PyTorch sees no CUDA device here; run it on a machine with a GPU"]
+
+
+# -- on a CUDA device ------------------------------------------------------------------------------------------
+def small_dataset(device: torch.device, rows: int = 2048, obs_dim: int = 5, act_dim: int = 3) -> DeviceDataset:
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(rows, obs_dim)).astype(np.float32)
+    act = np.tanh(rng.normal(size=(rows, act_dim))).astype(np.float32)
+    done = (rng.random(rows) < 0.01).astype(np.float32)
+    transitions = Transitions(observations=obs, actions=act, rewards=rng.normal(size=rows).astype(np.float32),
+                              next_observations=np.roll(obs, -1, 0), next_actions=np.roll(act, -1, 0), terminals=done)
+    return DeviceDataset(transitions, ObservationNormalizer.fit(obs, True), device)
+
+
+AGENT_FLAGS = {
+    "LOM": dict(agent="LOM", critic="expectile", weight_baseline="value"),
+    "LOM-sarsa": dict(agent="LOM", critic="sarsa", weight_baseline="policy"),
+    "IQL": dict(agent="IQL"),
+    "TD3BC": dict(agent="TD3BC"),
+    "BC": dict(agent="BC"),
+}
+
+
+def losses_over_steps(name: str, captured: bool, steps: int) -> list[dict[str, float]]:
+    device = torch.device("cuda")
+    cfg = TrainConfig(training_steps=1000, gmm_steps=steps, num_components=4, num_critics=2, hidden_width=64,
+                      gmm_hidden_width=64, mode_batch_size=128, **AGENT_FLAGS[name]).resolve("my_data", 3)
+    data = small_dataset(device)
+    torch.manual_seed(0)
+    agent = make_agent(cfg, data.obs_dim, data.act_dim, capturable=captured).to(device)
+    rows = []
+    phases = [(agent.pretrain_step, agent.pretrain_steps), (agent.train_step, steps)]
+    for update, count in phases:
+        if count == 0:
+            continue
+        step = CapturedStep(lambda update=update: update(data), agent) if captured else (lambda: update(data))
+        for _ in range(count):
+            rows.append({k: v.item() for k, v in step().items()})
+        if update == agent.pretrain_step:
+            agent.finish_pretraining(data)
+    return rows
+
+
+@needs_cuda
+@pytest.mark.parametrize("name", list(AGENT_FLAGS))
+def test_captured_steps_give_the_losses_of_eager_steps(name):
+    eager, captured = losses_over_steps(name, False, 200), losses_over_steps(name, True, 200)
+    assert [list(row) for row in eager] == [list(row) for row in captured]
+    for step, (a, b) in enumerate(zip(eager, captured)):
+        for key in a:
+            assert b[key] == pytest.approx(a[key], rel=AGREEMENT, abs=1e-6), (name, step, key)
+
+
+@needs_cuda
+def test_two_replays_draw_different_noise_and_counters_advance():
+    agent = make_agent(TrainConfig(agent="TD3BC").resolve("my_data", 3), 5, 3, capturable=True).cuda()
+    data = small_dataset(torch.device("cuda"))
+    noise = CapturedStep(lambda: {"noise": torch.randn((), device="cuda")}, agent)
+    draws = [noise()["noise"].item() for _ in range(6)]  # 3 warm-up steps, then replays
+    assert len(set(draws)) == len(draws)
+    step = CapturedStep(lambda: agent.train_step(data), agent)
+    reported = [sorted(step()) for _ in range(9)]
+    assert agent.updates == 9  # TD3+BC's counter, advanced by hand on replays
+    assert reported[3:] == [["critic/q_loss"] if n % 2 else ["actor/loss", "critic/q_loss"] for n in range(4, 10)]
+
+
+@needs_cuda
+@pytest.mark.parametrize("agent_flags", [["--agent", "LOM"], ["--agent", "IQL"], ["--agent", "TD3BC"],
+                                         ["--agent", "LOM", "--critic", "sarsa", "--weight_baseline", "policy"]],
+                         ids=["LOM", "IQL", "TD3BC", "LOM-sarsa"])
+def test_a_captured_run_killed_and_resumed_ends_with_the_scores_of_an_uninterrupted_one(  # noqa: F811
+        agent_flags, env, tmp_path):
+    from test_resume_agents import RUN, training_checkpointed, uninterrupted_and_resumed
+
+    flags = [*RUN, *agent_flags, "--device", "cuda", "--cuda_graphs", "1"]
+    whole, cut, progress, _ = uninterrupted_and_resumed(flags, env, tmp_path, training_checkpointed)
+    assert progress["phase"] == "train"
+    assert json.loads((cut / "config.json").read_text())["cuda_graphs_used"] is True
+    scores = [[float(row["normalized_score"]) for row in metrics_without_time(d)] for d in (whole, cut)]
+    assert len(scores[0]) == len(scores[1])
+    assert scores[1] == pytest.approx(scores[0], rel=AGREEMENT, abs=1e-6)
+
+
+@needs_cuda
+def test_a_captured_step_that_goes_non_finite_is_named_with_its_network_and_step(env, tmp_path):  # noqa: F811
+    out = train([*TINY, "--device", "cuda", "--cuda_graphs", "1", "--actor_lr", "1e30", "--log_path", str(tmp_path)],
+                env)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "network 'actor'" in out.stderr and "NaN/inf at train step" in out.stderr, out.stderr
