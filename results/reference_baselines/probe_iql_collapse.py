@@ -8,7 +8,8 @@
     # 2. how the policies fall: ours' checkpoints and d3rlpy's saved policies, the evaluation's episodes
     python results/reference_baselines/probe_iql_collapse.py rollout --dataset_path FILE \
         --lom ~/lom_data/reference_baselines/probe/checkpoint_{10000,15000,20000,25000}.pt \
-        --d3rlpy ~/lom_data/reference_baselines/d3rlpy/walker2d-v4_full-replay/IQL/seed0/policy_{15000,20000}.pt \
+        --d3rlpy ~/lom_data/reference_baselines/d3rlpy/walker2d-v4_full-replay/IQL/seed0/\
+policy_{10000,15000,20000,25000}.pt \
         --out results/reference_baselines/probes/walker2d_iql_rollouts.csv
     # 3. from the 15k checkpoint to 20k again, unchanged (must repeat the run) or with one thing changed
     python results/reference_baselines/probe_iql_collapse.py intervene --dataset_path FILE \
@@ -18,8 +19,8 @@
     #    the 15k actor)
     # 4. where the weights go at each checkpoint, on every dataset row (by episode-return decile and episode step)
     python results/reference_baselines/probe_iql_collapse.py weights --dataset_path FILE \
-        --lom ~/lom_data/reference_baselines/probe/checkpoint_{10000,15000,20000}.pt \
-        --out results/reference_baselines/probes/walker2d_iql_weights_by_decile.csv
+        --lom ~/lom_data/reference_baselines/probe/checkpoint_{5000,10000,15000,20000,25000}.pt \
+        --out results/reference_baselines/probes/walker2d_iql_weights_by_group.csv
 
 The diagnostics (`weight_stats` in benchmarks/reference_baselines.py): Q and V on dataset rows, the advantage
 A = Q − V, IQL's weight w = min(exp(3·A), 100), the effective sample size of w per batch of 256, and the share of
