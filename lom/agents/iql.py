@@ -12,7 +12,7 @@ from lom.agents.base import Agent, Losses, gradient_step
 from lom.agents.critics import ExpectileCritic
 from lom.batches import Batch, DeviceDataset
 from lom.config import IQLHyperParams, TrainConfig
-from lom.networks import CosineDecay, GaussianActor
+from lom.networks import CosineDecay, GaussianActor, adam
 
 
 class IQLAgent(Agent):
@@ -27,9 +27,8 @@ class IQLAgent(Agent):
         self.actor = GaussianActor(obs_dim, act_dim, cfg.hidden)
         # The actor's learning rate follows a cosine decay over the run, as in IQL's paper.
         self.actor_lr = CosineDecay(hp.lr, cfg.training_steps)
-        # foreach=False: the per-parameter update, the one that reads a tensor learning rate without capture too.
-        actor_opt = torch.optim.Adam(self.actor.parameters(), lr=self.actor_lr.lr, foreach=False,
-                                     capturable=capturable)
+        # Fused: the Adam kernel that reads a tensor learning rate on the device without a host sync, captured or not.
+        actor_opt = adam(self.actor.parameters(), self.actor_lr.lr, "fused", capturable)
         self.optimizers = {"critic": self.critic.optimizer, "actor": actor_opt}
 
     def train_step(self, data: DeviceDataset) -> Losses:
