@@ -149,12 +149,16 @@ MUTATIONS = [
              "returns += reward", "vectorised returns include the episodes auto-reset envs start", (NUMBERS,)),
     Mutation("eval-same-start", "lom/evaluation.py", "env.reset(seed=seed + i)", "env.reset(seed=seed)",
              "sequential evaluation replays the first episode's start", (NUMBERS,)),
+    # -- what is logged --
+    Mutation("loss-window-shared-count", "lom/trainer.py", "reported.sum(0).tolist()", "[len(rows)] * len(self.names)",
+             "a loss reported every other step (TD3+BC's actor) is averaged over every step: half its mean",
+             ("tests/test_cuda_graphs.py",)),
     # -- resume --
     Mutation("resume-counter-lost", "lom/agents/base.py", 'return {"updates": self.updates}',
              'return {"updates": 0}', "TD3+BC's and the sarsa critic's update counters restart on resume", (RESUME,)),
-    Mutation("resume-schedule-lost", "lom/agents/base.py", 'group["lr"] = rate', "pass",
+    Mutation("resume-schedule-lost", "lom/agents/base.py", 'group["lr"] = now["lr"]', "pass",
              "IQL's cosine schedule stops at the value it had when the run was resumed", (RESUME,)),
-    Mutation("resume-optimizers-lost", "lom/agents/base.py", 'opt.load_state_dict(state["optimizers"][key])',
+    Mutation("resume-optimizers-lost", "lom/agents/base.py", 'opt.load_state_dict(saved)',
              "pass", "Adam's moments restart on resume (the mixture's too, mid-way through pre-training)", (RESUME,)),
 ]
 

@@ -9,14 +9,17 @@ queues them all in one call. What capture needs, and where it comes from:
 - Python counters (`CountsUpdates`: TD3+BC's policy delay, the sarsa critic's target period) pick different work on
   different steps: one graph is captured per phase of their period, and the counters are advanced here, by hand.
 
-The first `WARMUP_STEPS` calls run eagerly on a side stream (they are real training steps): they create what
-PyTorch makes lazily (Adam's moments, cuBLAS workspaces) before capture fixes every tensor's address. Capture runs
-no kernels, so it changes no parameter; checkpoints and `--resume` see the same modules and optimisers as eagerly.
+The first calls run eagerly (they are real training steps), at least `WARMUP_STEPS` and one more than the counters'
+period, so that every optimiser has stepped once: they create what PyTorch makes lazily (Adam's moments, cuBLAS
+workspaces) before capture fixes every tensor's address. Warm-up and capture share one side stream (per-stream
+workspaces are then made before capture too). Capture runs no kernels, so it changes no parameter; checkpoints and
+`--resume` see the same modules and optimisers as eager steps do.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Callable
 
 import torch
@@ -45,7 +48,9 @@ class CapturedStep:
 
     def __init__(self, step: Callable[[], Losses], agent: nn.Module, warmup: int = WARMUP_STEPS):
         self.step, self.agent = step, agent
-        self.warmup_left = max(warmup, 1)
+        periods = [m.period for m in agent.modules() if isinstance(m, CountsUpdates)]
+        self.warmup_left = max(warmup, math.lcm(1, *periods) + 1)
+        self.stream: torch.cuda.Stream | None = None
         self.counters: list[CountsUpdates] = []
         self.graphs: list[torch.cuda.CUDAGraph] = []
         self.outputs: list[Losses] = []
@@ -66,11 +71,13 @@ class CapturedStep:
     def _warmup_step(self) -> Losses:
         counters = [m for m in self.agent.modules() if isinstance(m, CountsUpdates)]
         before = [m.updates for m in counters]
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
+        self.stream = self.stream or torch.cuda.Stream()
+        self.stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.stream), warnings.catch_warnings():
+            # Capturable optimisers warn when they step outside a capture: these steps are meant to.
+            warnings.filterwarnings("ignore", message=".*capturable=True.*")
             losses = self.step()
-        torch.cuda.current_stream().wait_stream(side)
+        torch.cuda.current_stream().wait_stream(self.stream)
         # The counters this step advances (not, say, the critic's during LOM's mixture pre-training).
         self.counters = [m for m, n in zip(counters, before) if m.updates != n]
         self.warmup_left -= 1
@@ -82,7 +89,7 @@ class CapturedStep:
         torch.cuda.synchronize()
         for _ in range(period):  # graph j is the step taken with every counter at start + j
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            with torch.cuda.graph(graph, stream=self.stream):
                 self.outputs.append(self.step())
             self.graphs.append(graph)
         for counter, updates in zip(self.counters, start):  # capture ran each step's Python, but no kernel

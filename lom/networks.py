@@ -165,7 +165,8 @@ class GaussianActor(nn.Module):
 
     def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         std = self.log_std.clamp(GAUSSIAN_LOG_STD_MIN, GAUSSIAN_LOG_STD_MAX).exp()
-        return torch.distributions.Normal(self(obs), std).log_prob(actions).sum(-1)
+        # validate_args=False: the checks read tensors back to the host (a sync, and illegal in a captured step).
+        return torch.distributions.Normal(self(obs), std, validate_args=False).log_prob(actions).sum(-1)
 
 
 def adam(params, lr: float, kernel: str = "fused", capturable: bool = False) -> torch.optim.Adam:

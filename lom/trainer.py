@@ -194,6 +194,8 @@ class Trainer:
 
         checkpoint.seed_everything(cfg.seed)
         self.device = pick_device(cfg.device)
+        if self.device.type == "cuda":  # streams, graphs and the generator a captured step uses are the current device's
+            torch.cuda.set_device(self.device)
         self.normalizer = ObservationNormalizer.fit(transitions.observations, cfg.normalise).to(self.device)
         self.reward_scale = (return_range_scale(transitions, RETURN_RANGE_TARGET)
                              if cfg.scales_rewards(self.spec.name, self.spec.env_id) else 1.0)
@@ -209,9 +211,13 @@ class Trainer:
 
         resumed = cfg.resume and resume_from.is_file()
         if resumed:
-            self._restore(checkpoint.load(resume_from, map_location=self.device))
-        elif cfg.resume:
-            print("no checkpoint in the run folder yet: starting from scratch")
+            # Loaded on the CPU: the RNG states must stay there; load_state_dict puts the rest on the device.
+            self._restore(checkpoint.load(resume_from, map_location="cpu"))
+        else:
+            if cfg.resume:
+                print("no checkpoint in the run folder yet: starting from scratch")
+            if self.progress.phase == "train":  # a --gmm_path mixture: frozen and cached as after pre-training
+                self.agent.finish_pretraining(self.data)
         write_json(self.run_dir / "config.json", self.config_record)
         run_name = f"{self.spec.name}/{cfg.agent_folder}/seed{cfg.seed}"
         self.logger = RunLogger(self.run_dir, self.config_record, cfg.enable_wandb, cfg.project, cfg.group, run_name,

@@ -77,6 +77,31 @@ def test_lom_killed_during_mixture_pretraining_resumes_to_the_same_mixture_and_n
     assert_same_numbers(whole, cut)
 
 
+def test_optimiser_state_saved_by_a_captured_run_resumes_with_this_runs_kernels():
+    """A checkpoint from a captured GPU run (capturable, foreach Adam) loads into an eager CPU agent: the saved
+    moments come back, the kernel flags stay this run's (capturable Adam cannot step on a CPU)."""
+    from lom.agents import make_agent
+    from lom.config import TrainConfig
+
+    cfg = TrainConfig(agent="TD3BC").resolve("my_data", 3)
+    agent = make_agent(cfg, 5, 3)
+    for opt in agent.optimizers.values():
+        for p in (p for group in opt.param_groups for p in group["params"]):
+            p.grad = torch.ones_like(p)
+        opt.step()
+    state = agent.training_state()
+    for saved in state["optimizers"].values():
+        for group in saved["param_groups"]:
+            group.update(capturable=True, foreach=True)
+    fresh = make_agent(cfg, 5, 3)
+    fresh.load_training_state(state)
+    for key, opt in fresh.optimizers.items():
+        assert all(not g["capturable"] and not g["foreach"] for g in opt.param_groups)
+        moments = [s["exp_avg"] for s in opt.state.values()]
+        assert moments and all(torch.equal(m, torch.full_like(m, 0.1)) for m in moments), key
+        opt.step()  # an eager CPU step with the loaded state
+
+
 def test_resume_with_a_flag_that_changes_the_numbers_is_refused_naming_it(env, tmp_path):
     args = [*TINY, "--agent", "IQL", "--log_path", str(tmp_path)]
     assert train(args, env).returncode == 0

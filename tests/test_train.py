@@ -203,6 +203,21 @@ def test_gmm_path_skips_pretraining_and_evaluate_reloads_the_policy(env, tmp_pat
     assert final["steps"] == 40
 
 
+def test_a_gmm_path_mixture_is_frozen_and_cached_as_after_pretraining(env, tmp_path, monkeypatch):
+    first = [*TINY, "--log_path", str(tmp_path / "a")]
+    assert train(first, env).returncode == 0
+    monkeypatch.setenv("LOM_CACHE_DIR", env["LOM_CACHE_DIR"])
+    from lom.config import TrainConfig
+    from lom.trainer import Trainer
+
+    trainer = Trainer(TrainConfig(training_steps=40, gmm_steps=20, log_path=str(tmp_path / "b"),
+                                  gmm_path=str(run_dir_of(first, env) / "gmm.pt")))
+    trainer.prepare(*trainer.load_checked_data())
+    agent = trainer.agent
+    assert trainer.progress.phase == "train" and agent.behaviour_cache is not None
+    assert not any(p.requires_grad for p in agent.gmm.parameters())
+
+
 def test_halfcheetah_from_a_mirror_downloads_trains_and_evaluates(env, tmp_path):
     served = tmp_path / "served"
     served.mkdir()

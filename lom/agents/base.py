@@ -11,6 +11,8 @@ from lom.batches import DeviceDataset
 from lom.networks import EnsembleMLP
 
 Losses = dict[str, torch.Tensor]
+# Optimiser settings that choose how an update runs, not what it computes: a resumed run keeps its own.
+KERNEL_FLAGS = ("capturable", "foreach", "fused", "differentiable")
 
 
 class Agent(nn.Module):
@@ -65,12 +67,17 @@ class Agent(nn.Module):
     def load_training_state(self, state: dict) -> None:
         self.load_state_dict(state["networks"])
         for key, opt in self.optimizers.items():
-            rates = [group["lr"] for group in opt.param_groups]
-            opt.load_state_dict(state["optimizers"][key])
+            live = [dict(group) for group in opt.param_groups]
+            saved = state["optimizers"][key]
+            # How the update runs is this run's choice (a checkpoint from an eager CPU run may resume captured on a
+            # GPU), so the saved groups take the live kernel flags before loading.
+            saved = {**saved, "param_groups": [{**group, **{k: now[k] for k in KERNEL_FLAGS if k in now}}
+                                               for group, now in zip(saved["param_groups"], live)]}
+            opt.load_state_dict(saved)
             # A tensor learning rate (IQL's CosineDecay) must stay the tensor its schedule advances, not a copy.
-            for group, rate in zip(opt.param_groups, rates):
-                if isinstance(rate, torch.Tensor):
-                    group["lr"] = rate
+            for group, now in zip(opt.param_groups, live):
+                if isinstance(now["lr"], torch.Tensor):
+                    group["lr"] = now["lr"]
 
 
 class CountsUpdates:
