@@ -8,6 +8,7 @@ process measures, after warm-up, the median of several repeats with ours and the
     released loop (numpy index sampling and a host-to-device copy of every batch, numpy standardisation of every
     batch, one network and one optimiser per ensemble member, the mixture re-evaluated for every batch, the one-hot
     mode-value net on every (state, component) row, `.item()` on every logged value every step);
+  - on a CUDA device, our LOM step captured as CUDA graphs (--cuda_graphs; "not measured" elsewhere);
   - evaluation wall time of 10 episodes of 1000 steps of HalfCheetah-v4, one after another vs our vector env.
 
     python benchmarks/throughput.py --quick              # under 5 minutes on 2 CPU cores
@@ -56,6 +57,7 @@ from lom.data import resolve_dataset  # noqa: E402
 from lom.data.types import Transitions  # noqa: E402
 from lom.errors import LOMError  # noqa: E402
 from lom.evaluation import evaluate  # noqa: E402
+from lom.graphs import CapturedStep  # noqa: E402
 from lom.io import write_json  # noqa: E402
 from lom.networks import DeterministicActor  # noqa: E402
 from lom.threads import free_cores  # noqa: E402
@@ -269,10 +271,11 @@ def lom_config(critic: str = "expectile", mode_net: str = "multihead", batch_sca
     return dataclasses.replace(cfg, **{k: max(1, round(getattr(cfg, k) * batch_scale)) for k in sizes})
 
 
-def our_agent(cfg: TrainConfig, data: DeviceDataset, behaviour: LOMAgent | None = None) -> LOMAgent:
+def our_agent(cfg: TrainConfig, data: DeviceDataset, behaviour: LOMAgent | None = None,
+              capturable: bool = False) -> LOMAgent:
     """Our LOM agent; with `behaviour` (an agent past pre-training), past pre-training too, sharing its mixture and
     per-row caches. Timing needs no trained mixture: the work per step is the same."""
-    agent = LOMAgent(OBS_DIM, ACT_DIM, cfg).to(data.device)
+    agent = LOMAgent(OBS_DIM, ACT_DIM, cfg, capturable=capturable).to(data.device)
     if behaviour is not None:
         agent.share_behaviour(behaviour)
     return agent
@@ -386,6 +389,17 @@ def training_rows(host: HostData, data: DeviceDataset, device: torch.device, pla
         reference = ReferenceLOM(host, cfg, device)
         label = f"LOM step, {critic} critic K={k}, {mode_net} mode net"
         rows.append(compare(key, label, ours.train_step, reference.train_step, plan, plan.lom_steps, device))
+    for key, critic in (("lom_expectile_captured", "expectile"), ("lom_sarsa_captured", "sarsa")):
+        label = f"LOM step, {critic} critic K=1, captured (--cuda_graphs)"
+        if device.type != "cuda":
+            print(f"  {label:<52} {'not measured: needs CUDA':>31}", flush=True)
+            continue
+        agent = our_agent(lom_config(critic), data, behaviour, capturable=True)
+        captured = CapturedStep(lambda agent=agent: agent.train_step(data), agent)
+        for _ in range(captured.warmup_left + 1):  # eager warm-up and the capture itself stay out of the timing
+            captured()
+        reference = ReferenceLOM(host, lom_config(critic), device)
+        rows.append(compare(key, label, captured, reference.train_step, plan, plan.lom_steps, device))
     if compile_too:
         agent = our_agent(lom_config(), data, behaviour)
         agent.compile_networks()
