@@ -18,6 +18,7 @@ from lom.cli import OneLineParser
 from lom.errors import LOMError
 from lom.io import atomic_path
 from lom.report.aggregate import plot_aggregate_iqm, plot_performance_profile
+from lom.report.crossings import crossings_section
 from lom.report.curves import plot_learning_curves
 from lom.report.runs import Run, column_labels, find_runs
 from lom.report.status import format_status, sweep_status
@@ -121,7 +122,8 @@ def write_report(config: ReportConfig) -> tuple[str, list[str]]:
             warn(f"{len(unmatched)} --paper_scores entries match no dataset/agent we ran: {', '.join(unmatched)}")
     out_dir = config.log_path / REPORT_DIR
     with atomic_path(out_dir / "results.md") as tmp:
-        tmp.write_text(format_markdown(table))
+        crossings = crossings_section(curves)
+        tmp.write_text(format_markdown(table) + ("\n" + crossings if crossings else ""))
     with atomic_path(out_dir / "results.csv") as tmp:
         tmp.write_text(format_csv(table))
     plot_learning_curves(curves, out_dir / FIGURES[0])
