@@ -93,9 +93,10 @@ LOM_FEW_ACTION_DIMS = 3  # data with at most this many action dimensions take LO
 LOM_FEW_DIMS_COMPONENTS = 10
 
 
-def lom_default_for(action_dim: int) -> LOMHyperParams:
-    """The one rule for data without a paper row: LOM_DEFAULT, with N from the action dimension."""
-    if action_dim <= LOM_FEW_ACTION_DIMS:
+def lom_default_for(action_dim: int | None) -> LOMHyperParams:
+    """The one rule for data without a paper row: LOM_DEFAULT, with N from the action dimension (None: unknown,
+    which `TrainConfig.resolve` refuses when LOM would need it)."""
+    if action_dim is not None and action_dim <= LOM_FEW_ACTION_DIMS:
         return dataclasses.replace(LOM_DEFAULT, num_components=LOM_FEW_DIMS_COMPONENTS)
     return LOM_DEFAULT
 
@@ -117,7 +118,7 @@ def preset_scales_rewards(preset: str, dataset_name: str) -> bool:
 
 def preset_for(preset: str, dataset_name: str, action_dim: int | None = None) -> Preset:
     """The preset's method and values for a dataset (see PRESETS); `dataset_name` matters only through the tables,
-    `action_dim` (the data's) only for data without a row under the lom preset."""
+    `action_dim` (the data's; None if unknown) only for data without a row under the lom preset."""
     row, scale = PAPER_HYPERPARAMS.get(dataset_name), preset_scales_rewards(preset, dataset_name)
     if dataset_name in BUILTIN_ROWS:
         critic, baseline = ("sarsa", "policy") if preset == "paper" else ("expectile", "value")
@@ -125,11 +126,6 @@ def preset_for(preset: str, dataset_name: str, action_dim: int | None = None) ->
         return Preset(critic, baseline, scale, dataclasses.replace(row, min_component_weight=floor))
     if preset == "paper":
         return Preset("sarsa", "policy", scale, dataclasses.replace(row or PAPER_DEFAULT, min_component_weight=0.0))
-    if row is None and action_dim is None:
-        from lom.errors import LOMError
-
-        raise LOMError(f"{dataset_name} has no row in the paper's table and its actions are not a flat vector, so "
-                       "LOM's default has no N for it: give --num_components")
     values = lom_default_for(action_dim) if row is None else dataclasses.replace(
         row, beta=LOM_BETA, min_component_weight=LOM_MIN_COMPONENT_WEIGHT)
     return Preset("expectile", "value", scale, values)
@@ -242,6 +238,11 @@ class TrainConfig:
 
         if self.preset not in PRESETS:
             raise LOMError(f"--preset {self.preset!r} is unknown: choose one of {', '.join(PRESETS)}")
+        needs_n = (self.agent == "LOM" and self.preset == "lom" and self.num_components is None
+                   and dataset_name not in PAPER_HYPERPARAMS)
+        if needs_n and action_dim is None:
+            raise LOMError(f"{dataset_name} has no row in the paper's table and its actions are not a flat vector, so "
+                           "LOM's default has no N for it: give --num_components")
         schedule = SCHEDULES.get(dataset_name, PAPER_SCHEDULE)
         preset = preset_for(self.preset, dataset_name, action_dim)
         paper = preset.values

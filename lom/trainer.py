@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from lom import checkpoint
 from lom.agents import Agent, make_agent
 from lom.batches import DeviceDataset, ObservationNormalizer
-from lom.config import RETURN_RANGE_TARGET, TrainConfig
+from lom.config import RETURN_RANGE_TARGET, LOMHyperParams, TrainConfig
 from lom.data import load_transitions, resolve_dataset
 from lom.data.transitions import return_range_scale
 from lom.data.types import DatasetSpec
@@ -83,8 +83,8 @@ class LossWindow:
         cols, index = self.columns[names]
         if not self.reported:
             self.first_step = step
-        values = torch.stack(list(losses.values()))
-        if len(cols) == len(self.names):
+        values = torch.stack(list(losses.values())).to(self.rows.dtype)
+        if cols == tuple(range(len(self.names))):
             self.rows[len(self.reported)] = values
         else:
             self.rows[len(self.reported)].index_copy_(0, index, values)
@@ -245,8 +245,8 @@ class Trainer:
         }
 
     def _restore(self, state: dict) -> None:
-        if state["config"] != self._comparable_config():
-            changed = sorted(k for k, v in self._comparable_config().items() if state["config"].get(k) != v)
+        changed = sorted(k for k, v in self._comparable_config().items() if state["config"].get(k) != v)
+        if changed:
             raise LOMError(f"--resume: the run in {self.run_dir} was started with other values of {', '.join(changed)}; "
                            "use the original flags, or another --group / --log_path for a new run")
         self.agent.load_training_state(state["agent"])
@@ -259,6 +259,8 @@ class Trainer:
     def _comparable_config(self) -> dict:
         """The settings that change a run's numbers (not where it runs or how it is logged)."""
         ignored = {"resume", "device", "enable_wandb", "compile", "cuda_graphs", "log_every"}
+        if self.cfg.agent != "LOM":  # LOM's values are recorded for every agent, but only LOM's numbers use them
+            ignored |= {f.name for f in dataclasses.fields(LOMHyperParams)}
         return {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in ignored}
 
     def save_checkpoint(self, path: Path | None = None) -> None:

@@ -66,6 +66,14 @@ def test_a_loss_reported_every_other_step_is_averaged_over_the_steps_that_report
     assert window.take_means() == {}
 
 
+def test_losses_land_in_their_own_columns_whatever_order_a_step_reports_them_in():
+    window = LossWindow(8, torch.device("cpu"))
+    window.add(1, {"a": torch.tensor(1.0)})
+    window.add(2, {"b": torch.tensor(100.0), "a": torch.tensor(3.0)})
+    window.add(3, {"a": torch.tensor(5.0), "b": torch.tensor(200.0)})
+    assert window.take_means() == {"a": pytest.approx(3.0), "b": pytest.approx(150.0)}
+
+
 def test_a_non_finite_loss_is_named_with_its_step_even_when_other_steps_skip_it():
     window = LossWindow(8, torch.device("cpu"))
     window.add(1, {"critic/q_loss": torch.tensor(1.0), "actor/loss": torch.tensor(2.0)})

@@ -79,6 +79,10 @@ def test_the_one_rule_takes_n_from_the_action_dimension_and_nothing_else(action_
 def test_lom_default_without_an_action_dimension_asks_for_n_in_one_line():
     with pytest.raises(LOMError, match="give --num_components"):
         TrainConfig().resolve("my_data")
+    # Not asked when N is given, when the agent does not use it, or under the paper preset.
+    assert TrainConfig(num_components=3).resolve("my_data").num_components == 3
+    assert TrainConfig(agent="BC").resolve("my_data").agent == "BC"
+    assert TrainConfig(preset="paper").resolve("my_data").num_components == PAPER_DEFAULT.num_components
 
 
 def test_every_flag_overrides_the_preset():

@@ -423,3 +423,17 @@ def test_lom_train_step_updates_critic_mode_value_and_actor_once_each():
     for name in ("critic", "mode_value", "actor"):
         module = getattr(agent, name)
         assert any(not torch.equal(p.detach(), before[name][n]) for n, p in module.named_parameters()), name
+
+
+def test_iqls_device_side_cosine_decay_follows_torchs_cosine_annealing_step_by_step():
+    from lom.networks import CosineDecay
+
+    decay = CosineDecay(3e-4, 1000)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=3e-4)
+    reference = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=1000)
+    for _ in range(1000):
+        decay.advance()
+        opt.step()
+        reference.step()
+        assert decay.lr.item() == pytest.approx(reference.get_last_lr()[0], abs=1e-9)
+    assert decay.lr.item() == pytest.approx(0.0, abs=1e-9)

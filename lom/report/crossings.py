@@ -2,10 +2,11 @@
 
 A table of final scores reads as a ranking; with few seeds and noisy evaluations, the mean curves of two agents may
 swap places at evaluation after evaluation, and then the last one decides nothing. For each dataset and rival this
-counts, over the evaluation steps both columns have, at how many the reference column's mean is ahead and how
-often the lead changes hands (ties skipped), over all of them and over their second half; curves whose lead changes
-at least MIN_CROSSINGS times in the second half are flagged (early evaluations of young policies cross a lot and
-say little about the final ranking).
+counts, over the evaluation steps that every seed of both columns reached, at how many the reference column's mean
+is ahead and how often the lead changes hands, over all of them and over their second half. Means within
+TIE_POINTS of each other count as a tie, neither ahead nor a change. Curves whose lead changes at least
+MIN_CROSSINGS times in the second half are flagged "unstable lead" (early evaluations of young policies cross a lot
+and say little about the final ranking).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lom.report.curves import Curve, mean_std_curve
+from lom.report.curves import Curve
 from lom.report.table import column_sort_key, dataset_sort_key
 
 MIN_CROSSINGS = 2  # lead changes within the second half of the shared evaluations
+TIE_POINTS = 1.0  # normalised-score points: closer means are a tie
 # LOM's column: "LOM", or "LOM [default]" when a study has several LOM experiments.
 REFERENCE_COLUMNS = ("LOM", "LOM [default]")
 
@@ -27,7 +29,7 @@ class Lead:
     dataset: str
     rival: str
     evaluations: int  # steps both columns were evaluated at
-    ahead: int  # of those, where the reference column's mean is higher
+    ahead: int  # of those, where the reference column's mean is higher by more than TIE_POINTS
     changes: int  # times the higher mean switched column between consecutive shared steps
     late_changes: int  # the same within the second half of the shared steps
 
@@ -47,20 +49,32 @@ def leads(curves: dict[tuple[str, str], list[Curve]], reference: str) -> list[Le
     for dataset in sorted({d for d, _ in curves}, key=dataset_sort_key):
         if (dataset, reference) not in curves:
             continue
-        ref_steps, ref_means, _ = mean_std_curve(curves[(dataset, reference)])
-        rivals = sorted((c for d, c in curves if d == dataset and c != reference), key=column_sort_key)
-        for rival in rivals:
-            steps, means, _ = mean_std_curve(curves[(dataset, rival)])
-            shared, ref_at, rival_at = np.intersect1d(ref_steps, steps, return_indices=True)
-            diff = ref_means[ref_at] - means[rival_at]
-            out.append(Lead(dataset, rival, len(shared), int((diff > 0).sum()), lead_changes(diff),
+        for rival in sorted((c for d, c in curves if d == dataset and c != reference), key=column_sort_key):
+            pair = [curves[(dataset, reference)], curves[(dataset, rival)]]
+            shared = steps_every_seed_reached([run for column in pair for run in column])
+            if not len(shared):
+                continue
+            diff = mean_at(pair[0], shared) - mean_at(pair[1], shared)
+            out.append(Lead(dataset, rival, len(shared), int((diff > TIE_POINTS).sum()), lead_changes(diff),
                             lead_changes(diff[len(diff) // 2:])))
     return out
 
 
+def steps_every_seed_reached(runs: list[Curve]) -> np.ndarray:
+    """The evaluation steps in every run's curve: means there compare the same seeds all along."""
+    steps = runs[0][0]
+    for run_steps, _ in runs[1:]:
+        steps = np.intersect1d(steps, run_steps)
+    return steps
+
+
+def mean_at(runs: list[Curve], steps: np.ndarray) -> np.ndarray:
+    return np.mean([scores[np.searchsorted(run_steps, steps, side="right") - 1] for run_steps, scores in runs], axis=0)
+
+
 def lead_changes(diff: np.ndarray) -> int:
-    """How often the sign of the difference flips between consecutive steps, steps with a tie skipped."""
-    signs = np.sign(diff[diff != 0])
+    """How often the sign of the difference flips between consecutive steps, ties (|diff| <= TIE_POINTS) skipped."""
+    signs = np.sign(diff[np.abs(diff) > TIE_POINTS])
     return int((signs[1:] != signs[:-1]).sum())
 
 
@@ -77,9 +91,9 @@ def format_leads(found: list[Lead], reference: str) -> str:
         "## Do the curves cross?",
         "",
         f"{reference}'s mean learning curve (over seeds) against each other column's, at the evaluations both have: "
-        f"at how many {reference} is ahead, and how often the lead changed hands (in brackets: within the second half "
-        f"of those evaluations). **crossing**: the lead changed at least {MIN_CROSSINGS} times in the second half, so "
-        "the final-step score decides nothing there.",
+        f"at how many {reference} is ahead by more than {TIE_POINTS:g} point, and how often the lead changed hands "
+        f"(in brackets: within the second half of those evaluations; closer means count as ties). **unstable lead**: "
+        f"it changed at least {MIN_CROSSINGS} times in the second half, so a final-step ranking there is fragile.",
         "",
         "| dataset | " + " | ".join(f"vs {rival}" for rival in rivals) + " |",
         "|---" + "|---" * len(rivals) + "|",
@@ -91,7 +105,11 @@ def format_leads(found: list[Lead], reference: str) -> str:
         cells = []
         for rival in rivals:
             lead = row.get(rival)
-            cells.append("—" if lead is None else f"ahead {lead.ahead} / {lead.evaluations}, lead changed "
-                         f"{lead.changes}× ({lead.late_changes}×)" + (" **crossing**" if lead.crosses_often else ""))
+            if lead is None:
+                cells.append("—")
+                continue
+            flag = " **unstable lead**" if lead.crosses_often else ""
+            cells.append(f"ahead {lead.ahead} / {lead.evaluations}, lead changed {lead.changes}× "
+                         f"({lead.late_changes}×){flag}")
         lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
