@@ -11,7 +11,9 @@
         --d3rlpy ~/lom_data/reference_baselines/d3rlpy/walker2d-v4_full-replay/IQL/seed0/\
 policy_{10000,15000,20000,25000}.pt \
         --out results/reference_baselines/probes/walker2d_iql_rollouts.csv
-    # 3. from the 15k checkpoint to 20k again, unchanged (must repeat the run) or with one thing changed
+    # 3. from the 15k checkpoint to 20k again, unchanged (must repeat the run) or with one thing changed; the
+    #    repeat holds to the digit with the code of commits up to 7555410 (later, IQL's fused actor Adam and its
+    #    device-side cosine decay round differently in the last bits)
     python results/reference_baselines/probe_iql_collapse.py intervene --dataset_path FILE \
         --from_checkpoint ~/lom_data/reference_baselines/probe/checkpoint_15000.pt --variant frozen_critic \
         --stop_at 20000 --out results/reference_baselines/probes/intervene_15k_frozen_critic
