@@ -15,24 +15,25 @@ from lom.errors import LOMError
 from lom.networks import GaussianMixture
 
 
+def env_sizes(spec: DatasetSpec) -> tuple:
+    """The evaluation env's observation and action sizes (a flat Box's length, any other space as it prints)."""
+    env = make_env(spec)
+    try:
+        return _size(env.observation_space), _size(env.action_space)
+    finally:
+        env.close()
+
+
 def env_action_dim(spec: DatasetSpec) -> int | None:
     """The length of the evaluation env's actions (the data's must equal it, see `check_env_fit`); None if not a
     flat Box."""
-    env = make_env(spec)
-    try:
-        size = _size(env.action_space)
-    finally:
-        env.close()
+    size = env_sizes(spec)[1]
     return size if isinstance(size, int) else None
 
 
 def check_env_fit(spec: DatasetSpec, obs_dim: int, act_dim: int) -> None:
     """The dataset's observation and action sizes must be the evaluation env's; LOMError naming both if not."""
-    env = make_env(spec)
-    try:
-        env_obs, env_act = _size(env.observation_space), _size(env.action_space)
-    finally:
-        env.close()
+    env_obs, env_act = env_sizes(spec)
     fix = f"give --env_name the env the data were collected in, or a dataset made in {spec.env_id}"
     if env_obs != obs_dim:
         raise LOMError(f"{_data(spec)} has {obs_dim}-dimensional observations, but {spec.env_id} observes {env_obs}: "
