@@ -2,31 +2,39 @@
 
 import argparse
 
-from lom.cli import build_parser, config_from_args, run_cli
+from lom.cli import build_parser, config_from_args, parse_seeds, run_cli
 
 
 def parser() -> argparse.ArgumentParser:
     flags = build_parser("train.py", "Train LOM (or a baseline) on an offline dataset, evaluate it, save the run.")
+    flags.add_argument("--seeds", default=None,
+                       help="train several seeds in one process as one stacked model, e.g. 0,1,2 or 0-4 (instead of "
+                            "--seed); each seed writes, locks and resumes the run folder --seed would give it")
     flags.add_argument("--print_run_dir", action="store_true",
-                       help="print the run folder these flags map to and exit without training")
+                       help="print the run folder these flags map to (one per seed) and exit without training")
     return flags
 
 
 def main() -> None:
+    import dataclasses
+
     args = parser().parse_args()
     cfg = config_from_args(args)
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else (cfg.seed,)
     if args.print_run_dir:  # for scripts: answer without importing torch
         from lom.data import resolve_dataset
         from lom.run_logging import run_directory_for
 
-        print(run_directory_for(cfg, resolve_dataset(cfg.env_name, cfg.dataset_path).name))
+        name = resolve_dataset(cfg.env_name, cfg.dataset_path).name
+        for seed in seeds:
+            print(run_directory_for(dataclasses.replace(cfg, seed=seed), name))
         return
 
     from lom.threads import set_torch_threads  # after parsing, so --help stays fast
     from lom.trainer import Trainer
 
     set_torch_threads()
-    Trainer(cfg).run()
+    Trainer(cfg, seeds).run()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU check of the captured training steps in one run (well under 10 minutes on one H100): the CUDA-only
-# tests (captured = eager losses, fresh noise per replay, resume, NaN guard), captured vs eager steps/s and their
-# agreement over 1,000 steps per agent, and the throughput benchmark on the device. Figures go to $OUT (default
+# tests (captured = eager losses, fresh noise per replay and per stacked seed, resume, NaN guard, seed isolation
+# with --seeds), captured vs eager steps/s and their agreement over 1,000 steps per agent, and the throughput
+# benchmark on the device (with its 1-seed against 5-stacked-seeds rows, eager and captured). Figures go to $OUT (default
 # ./gpu_check), one JSON file and one log per step.
 #
 #   bash benchmarks/gpu_check.sh                 # on a machine with a CUDA GPU

@@ -9,7 +9,10 @@ process measures, after warm-up, the median of several repeats with ours and the
     batch, one network and one optimiser per ensemble member, the mixture re-evaluated for every batch, the one-hot
     mode-value net on every (state, component) row, `.item()` on every logged value every step);
   - on a CUDA device, our LOM step captured as CUDA graphs (--cuda_graphs; "not measured" elsewhere);
-  - evaluation wall time of 10 episodes of 1000 steps of HalfCheetah-v4, one after another vs our vector env.
+  - evaluation wall time of 10 episodes of 1000 steps of HalfCheetah-v4, one after another vs our vector env;
+  - stacked seeds (`train.py --seeds`): LOM, IQL and TD3BC steps/s with one seed and with 5 seeds in one model
+    (seed-steps/s = steps/s x seeds), eager and, on CUDA, captured; and the seconds one evaluation of 10 episodes
+    per seed takes for 1 and for 5 seeds at once.
 
     python benchmarks/throughput.py --quick              # under 5 minutes on 2 CPU cores
     python benchmarks/throughput.py --json out.json      # more repeats, the K=2 sarsa critic too; figures to JSON
@@ -49,6 +52,7 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from lom.agents import make_agent  # noqa: E402
 from lom.agents.lom import LOMAgent  # noqa: E402
 from lom.batches import DeviceDataset, ObservationNormalizer  # noqa: E402
 from lom.cli import OneLineParser, run_cli  # noqa: E402
@@ -56,16 +60,17 @@ from lom.config import TrainConfig  # noqa: E402
 from lom.data import resolve_dataset  # noqa: E402
 from lom.data.types import Transitions  # noqa: E402
 from lom.errors import LOMError  # noqa: E402
-from lom.evaluation import evaluate  # noqa: E402
+from lom.evaluation import evaluate, evaluate_seeds  # noqa: E402
 from lom.graphs import CapturedStep  # noqa: E402
 from lom.io import write_json  # noqa: E402
-from lom.networks import DeterministicActor  # noqa: E402
+from lom.networks import DeterministicActor, OneSeed  # noqa: E402
 from lom.threads import free_cores  # noqa: E402
 from lom.trainer import LossWindow, pick_device  # noqa: E402
 
 DATASET = "halfcheetah-full-replay-v2"
 TRANSITIONS, OBS_DIM, ACT_DIM = 1_000_000, 17, 6
 EVAL_EPISODES = 10
+STACKED_SEEDS = 5
 LOM_TARGET, GMM_TARGET = 3.0, 1.0
 
 
@@ -417,7 +422,7 @@ def training_rows(host: HostData, data: DeviceDataset, device: torch.device, pla
 def evaluation_row(host: HostData, device: torch.device, repeats: int) -> Row:
     """Env steps/s of 10 episodes x 1000 steps: our vector env against one episode after another (both ours)."""
     spec = resolve_dataset(DATASET)
-    actor = DeterministicActor(OBS_DIM, ACT_DIM).to(device).eval()
+    actor = OneSeed(DeterministicActor(OBS_DIM, ACT_DIM)).to(device).eval()
     normalizer = ObservationNormalizer(torch.as_tensor(host.obs_mean), torch.as_tensor(host.obs_std)).to(device)
     env_steps = EVAL_EPISODES * spec.max_episode_steps
     times: dict[bool, list[float]] = {True: [], False: []}
@@ -432,6 +437,67 @@ def evaluation_row(host: HostData, device: torch.device, repeats: int) -> Row:
     print(f"  {row.label:<52} {row.ours:>9.0f} {row.reference:>11.0f} {row.ratio:>8.2f}x"
           f"   ({vec:.1f} s vectorised vs {seq:.1f} s sequential)", flush=True)
     return row
+
+
+@dataclass
+class SeedRow:
+    key: str
+    label: str
+    one_seed: float  # steps/s
+    stacked: float  # steps/s of the 5-seed model; seed-steps/s are stacked x STACKED_SEEDS
+
+    def as_json(self) -> dict:
+        return {"label": self.label, "one_seed_steps_per_s": self.one_seed, "stacked_seeds": STACKED_SEEDS,
+                "stacked_steps_per_s": self.stacked, "stacked_seed_steps_per_s": self.stacked * STACKED_SEEDS}
+
+
+def seed_rows(data: DeviceDataset, device: torch.device, plan: Plan) -> list[SeedRow]:
+    """Each agent's step with one seed against STACKED_SEEDS seeds in one stacked model, eager and (CUDA) captured."""
+    rows = []
+    captured_too = (False, True) if device.type == "cuda" else (False,)
+    for agent_name in ("LOM", "IQL", "TD3BC"):
+        for captured in captured_too:
+            cfg = dataclasses.replace(lom_config(), agent=agent_name)
+            steppers = {}
+            for seeds in ((0,), tuple(range(STACKED_SEEDS))):
+                agent = make_agent(cfg, OBS_DIM, ACT_DIM, capturable=captured, seeds=seeds).to(device)
+                if agent.pretrain_steps:
+                    agent.finish_pretraining(data)  # timing needs no trained mixture: the work per step is the same
+                step = (CapturedStep(lambda agent=agent: agent.train_step(data), agent) if captured
+                        else lambda agent=agent: agent.train_step(data))
+                for _ in range(getattr(step, "warmup_left", 0) + 1):  # eager warm-up and capture stay out
+                    step()
+                steppers[len(seeds)] = step
+            rates = interleaved_rates({"one": steppers[1], "stacked": steppers[STACKED_SEEDS]}, plan,
+                                      plan.lom_steps, device)
+            how = "captured" if captured else "eager"
+            row = SeedRow(f"seeds_{agent_name.lower()}_{how}", f"{agent_name} step, {how}", rates["one"],
+                          rates["stacked"])
+            print(f"  {row.label:<40} {row.one_seed:>9.1f} {row.stacked:>12.1f} {row.stacked * STACKED_SEEDS:>12.1f}"
+                  f" {row.stacked * STACKED_SEEDS / row.one_seed:>8.2f}x", flush=True)
+            rows.append(row)
+    if device.type != "cuda":
+        print(f"  {'captured (--cuda_graphs)':<40} {'not measured: needs CUDA':>31}", flush=True)
+    return rows
+
+
+def stacked_evaluation_seconds(host: HostData, device: torch.device, repeats: int) -> dict[str, float]:
+    """Seconds of one evaluation, EVAL_EPISODES episodes per seed, for one seed and for STACKED_SEEDS at once."""
+    spec = resolve_dataset(DATASET)
+    normalizer = ObservationNormalizer(torch.as_tensor(host.obs_mean), torch.as_tensor(host.obs_std)).to(device)
+    out = {}
+    for seeds in (1, STACKED_SEEDS):
+        actor = DeterministicActor(OBS_DIM, ACT_DIM, generators=[torch.Generator().manual_seed(s)
+                                                                 for s in range(seeds)]).to(device).eval()
+        times = []
+        for r in range(max(1, repeats)):
+            start = time.perf_counter()
+            evaluate_seeds(actor, normalizer, spec, EVAL_EPISODES, [r * 100 + s for s in range(seeds)], device)
+            times.append(time.perf_counter() - start)
+        out[f"evaluation_s_{seeds}_seeds"] = statistics.median(times)
+    print(f"  one evaluation ({EVAL_EPISODES} episodes per seed): {out['evaluation_s_1_seeds']:.1f} s for 1 seed, "
+          f"{out[f'evaluation_s_{STACKED_SEEDS}_seeds']:.1f} s for {STACKED_SEEDS} seeds at once", flush=True)
+    return out
 
 
 def scaling_study(host: HostData, data: DeviceDataset, device: torch.device) -> dict:
@@ -538,6 +604,10 @@ def main(argv: list[str] | None = None) -> int:
                                       compile_too=args.compile)
         rows.append(evaluation_row(host, device, plan.eval_repeats))
         results.update({row.key: row.as_json() for row in rows})
+        print(f"\nstacked seeds (train.py --seeds): {STACKED_SEEDS} seeds in one model against one seed")
+        print(f"  {'':<40} {'1 seed':>9} {f'{STACKED_SEEDS} seeds':>12} {'seed-steps':>12} {'gain':>9}")
+        results.update({row.key: row.as_json() for row in seed_rows(data, device, plan)})
+        results.update(stacked_evaluation_seconds(host, device, plan.eval_repeats))
         results["behaviour_cache_build_s"] = cache_s
         print(f"one-off, ours only: the frozen mixture over all {TRANSITIONS:,} rows (behaviour cache) took "
               f"{cache_s:.1f} s")

@@ -14,6 +14,9 @@ from lom.errors import LOMError
 from lom.io import atomic_path
 
 CHECKPOINT_NAME = "checkpoint.pt"
+# The layout of an agent's state in a checkpoint: 2 since every network has a seed axis first (lom/seeds.py). A
+# checkpoint without it comes from older code and cannot resume here.
+LAYOUT = 2
 
 
 def capture_rng() -> dict:

@@ -81,6 +81,19 @@ FLAG_HELP = {
 }
 
 
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """--seeds: "0,1,2", "0-4" or a mix ("0-2,7"), each seed once."""
+    seeds: list[int] = []
+    for part in (p.strip() for p in str(text).split(",")):
+        first, dash, last = part.partition("-")
+        if not (first.isdigit() and (not dash or last.isdigit())):
+            raise LOMError(f"--seeds {text!r}: expected seeds like 0,1,2 or a range like 0-4")
+        seeds += range(int(first), int(last) + 1) if dash else [int(first)]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise LOMError(f"--seeds {text!r}: name each seed once (and at least one), e.g. 0,1,2 or 0-4")
+    return tuple(seeds)
+
+
 def parse_bool(text: str) -> bool:
     value = str(text).strip().lower()
     if value in ("1", "true", "yes", "on"):

@@ -33,7 +33,8 @@ class LoadedRun:
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
-    """Rebuild a run's agent and state standardisation from its config.json and checkpoint.pt."""
+    """Rebuild a run's agent (one seed: `agent.act_single` takes (B, O) states) and state standardisation from its
+    config.json and checkpoint.pt."""
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
     if not config_path.is_file():
@@ -48,6 +49,9 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     spec = resolve_dataset(cfg.env_name, cfg.dataset_path)
     torch_device = pick_device(device)
     state = checkpoint.load(run_dir / checkpoint.CHECKPOINT_NAME, map_location=torch_device)
+    if state.get("layout") != checkpoint.LAYOUT:
+        raise LOMError(f"{run_dir / checkpoint.CHECKPOINT_NAME} was written by a version of this code before networks "
+                       "had a seed axis; load it with that version (its commit is in git log), or train the run again")
     agent = make_agent(cfg, record["obs_dim"], record["act_dim"]).to(torch_device)
     agent.load_training_state(state["agent"])
     agent.eval()
@@ -66,7 +70,7 @@ def main() -> None:
     if args.episodes < 1:
         raise LOMError(f"--episodes must be at least 1, got {args.episodes}")
     run = load_run(args.run_dir, args.device)
-    result = evaluate(run.agent.act, run.normalizer, run.spec, args.episodes, args.seed, run.normalizer.mean.device)
+    result = evaluate(run.agent.act_single, run.normalizer, run.spec, args.episodes, args.seed, run.normalizer.mean.device)
     s = result.summary
     print(f"{run.spec.name} {run.config.agent} seed {run.config.seed}: return {s['return_mean']:.2f} ± "
           f"{s['return_std']:.2f}, normalised score {s['normalized_score']:.1f} ± {s['normalized_score_std']:.1f} "

@@ -1,13 +1,14 @@
-"""Roll out a deterministic policy and score it: all episodes at once in a vector env, or one after another.
+"""Roll out a deterministic policy and score it: all episodes at once in a vector env, or one after another; or the
+policies of S stacked seeds at once, each on its own episodes (`evaluate_seeds`).
 
-Episode i is always reset with seed `seed + i`, so both ways see the same episodes and a given (seed, step) is
-evaluated identically across agents and across a resume.
+Episode i is always reset with seed `seed + i`, so every way sees the same episodes and a given (seed, step) is
+evaluated identically across agents, across a resume and whatever seeds share a process.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -40,28 +41,36 @@ def _policy_numpy(policy: Policy, normalizer, device: torch.device, obs: np.ndar
 
 def evaluate(policy: Policy, normalizer, spec: DatasetSpec, episodes: int, seed: int, device: torch.device,
              vectorized: bool = True) -> EvalResult:
-    """Return and D4RL-normalised score of `episodes` episodes of `policy` (which takes standardised states)."""
-    run = _evaluate_vectorized if vectorized else _evaluate_sequential
-    returns = run(policy, normalizer, spec, episodes, seed, device)
+    """Return and D4RL-normalised score of `episodes` episodes of `policy` (standardised states (B, O) -> actions)."""
+    if vectorized:
+        return evaluate_seeds(lambda obs: policy(obs[0]).unsqueeze(0), normalizer, spec, episodes, [seed], device)[0]
+    returns = _evaluate_sequential(policy, normalizer, spec, episodes, seed, device)
     return EvalResult(returns, np.asarray(spec.normalized_score(returns), dtype=np.float64))
 
 
-def _evaluate_vectorized(policy, normalizer, spec, episodes, seed, device) -> np.ndarray:
+def evaluate_seeds(policy: Policy, normalizer, spec: DatasetSpec, episodes: int, seeds: Sequence[int],
+                   device: torch.device) -> list[EvalResult]:
+    """`evaluate` for S stacked policies at once, (S, E, O) -> (S, E, A): policy s plays its own `episodes`
+    episodes, seeded from seeds[s] as `evaluate` would, all S·E of them in one vector env with one policy call per
+    step."""
     from lom.envs import make_vector_env
 
-    envs = make_vector_env(spec, episodes, seed)
+    s, e = len(seeds), episodes
+    episode_seeds = [seed + i for seed in seeds for i in range(e)]
+    envs = make_vector_env(spec, s * e, episode_seeds)
     try:
-        obs, _ = envs.reset(seed=seed)
-        returns = np.zeros(episodes)
-        running = np.ones(episodes, dtype=bool)
+        obs, _ = envs.reset(seed=episode_seeds)
+        returns = np.zeros(s * e)
+        running = np.ones(s * e, dtype=bool)
         while running.any():
-            obs, reward, terminated, truncated, _ = envs.step(_policy_numpy(policy, normalizer, device, obs))
+            actions = _policy_numpy(policy, normalizer, device, obs.reshape(s, e, -1))
+            obs, reward, terminated, truncated, _ = envs.step(actions.reshape(s * e, -1))
             returns += np.where(running, reward, 0.0)
             # Finished envs are auto-reset by the vector env; their later rewards belong to episodes we don't count.
             running &= ~(terminated | truncated)
-        return returns
     finally:
         envs.close()
+    return [EvalResult(r, np.asarray(spec.normalized_score(r), dtype=np.float64)) for r in returns.reshape(s, e)]
 
 
 def _evaluate_sequential(policy, normalizer, spec, episodes, seed, device) -> np.ndarray:

@@ -5,7 +5,8 @@ queues them all in one call. What capture needs, and where it comes from:
 - no host work inside a step: batches are index draws on the device (`DeviceDataset.draw`), losses stay tensors,
   IQL's learning-rate schedule is a tensor advanced on the device (`networks.CosineDecay`);
 - optimisers that keep their step count on the device (`capturable=True`, `make_agent(..., capturable=True)`);
-- random draws from the device's generator, which PyTorch advances on every replay, so each replay draws anew;
+- random draws from each seed's generator on the device, registered with every graph, so that PyTorch advances
+  them on every replay and each replay draws anew;
 - Python counters (`CountsUpdates`: TD3+BC's policy delay, the sarsa critic's target period) pick different work on
   different steps: one graph is captured per phase of their period, and the counters are advanced here, by hand.
 
@@ -89,6 +90,9 @@ class CapturedStep:
         torch.cuda.synchronize()
         for _ in range(period):  # graph j is the step taken with every counter at start + j
             graph = torch.cuda.CUDAGraph()
+            # Each seed draws from its own generator (lom/seeds.py); registered, a replay advances each of them.
+            for generator in self.agent.rng.generators or ():
+                graph.register_generator_state(generator)
             with torch.cuda.graph(graph, stream=self.stream):
                 self.outputs.append(self.step())
             self.graphs.append(graph)

@@ -21,91 +21,125 @@ HALF_LOG_SQRT_2PI = math.log(math.sqrt(2.0 * math.pi))
 CPU_BLOCK_ROWS = 1024
 
 
-def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for width in hidden:
-        # In place is safe after a linear layer, whose backward pass does not need its output.
-        layers += [nn.Linear(in_dim, width), nn.ReLU(inplace=True)]
-        in_dim = width
-    layers.append(nn.Linear(in_dim, out_dim))
-    return nn.Sequential(*layers)
+# One generator per stacked seed (lom/seeds.py) that a network's initial weights are drawn from, or None: one seed,
+# drawn from torch's global generator.
+Generators = Sequence[torch.Generator] | None
+
+
+def seed_count(generators: Generators) -> int:
+    return 1 if generators is None else len(generators)
+
+
+def uniform_per_seed_(tensor: torch.Tensor, bound: float, generators: Generators) -> None:
+    """U(−bound, bound), slice s of the leading (seed) axis drawn from generator s."""
+    with torch.no_grad():
+        if generators is None:
+            tensor.uniform_(-bound, bound)
+            return
+        for part, generator in zip(tensor, generators):
+            part.uniform_(-bound, bound, generator=generator)
 
 
 class EnsembleLinear(nn.Module):
-    """`members` independent linear layers applied in one batched matmul: (E, B, in) -> (E, B, out)."""
+    """Independent linear layers, one per index of the leading axes `lead` (seeds, or seeds × ensemble members),
+    applied in one batched matmul: x (*lead, rows..., in) -> (*lead, rows..., out)."""
 
-    def __init__(self, members: int, in_dim: int, out_dim: int):
+    def __init__(self, lead: Sequence[int], in_dim: int, out_dim: int, generators: Generators = None):
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim))
-        self.bias = nn.Parameter(torch.empty(members, 1, out_dim))
-        # Same initialisation as nn.Linear, member by member.
+        self.weight = nn.Parameter(torch.empty(*lead, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.empty(*lead, 1, out_dim))
+        # nn.Linear's initialisation, layer by layer, each seed's from its own generator.
         bound = 1.0 / math.sqrt(in_dim)
-        nn.init.uniform_(self.weight, -bound, bound)
-        nn.init.uniform_(self.bias, -bound, bound)
+        uniform_per_seed_(self.weight, bound, generators)
+        uniform_per_seed_(self.bias, bound, generators)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
+        in_dim, out_dim = self.weight.shape[-2:]
+        weight, bias = self.weight.reshape(-1, in_dim, out_dim), self.bias.reshape(-1, 1, out_dim)
+        out = torch.baddbmm(bias, x.reshape(len(weight), -1, in_dim), weight)
+        return out.view(*x.shape[:-1], out_dim)
 
 
 class EnsembleMLP(nn.Module):
-    """An ensemble of MLPs evaluated at once. Input (B, in) is shared by all members; (E, B, in) is per member."""
+    """MLPs with ReLUs between `EnsembleLinear` layers: one network per index of `lead`, evaluated at once."""
 
-    def __init__(self, members: int, in_dim: int, hidden: Sequence[int], out_dim: int):
+    def __init__(self, lead: Sequence[int], in_dim: int, hidden: Sequence[int], out_dim: int,
+                 generators: Generators = None):
         super().__init__()
-        self.members = members
         dims = [in_dim, *hidden, out_dim]
-        self.layers = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.layers = nn.ModuleList(EnsembleLinear(lead, a, b, generators) for a, b in zip(dims[:-1], dims[1:]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 2:
-            x = x.expand(self.members, *x.shape)
         return self.hidden_to_output(self.layers[0](x))
 
     def hidden_to_output(self, h: torch.Tensor) -> torch.Tensor:
-        """The rest of the network from the first layer's pre-activation (E, B, hidden[0])."""
+        """The rest of the network from the first layer's pre-activation (*lead, rows..., hidden[0])."""
         for layer in itertools.islice(self.layers, 1, None):
-            h = layer(F.relu(h, inplace=True))  # in place for the same reason as in `mlp`
+            # In place is safe after a linear layer, whose backward pass does not need its output.
+            h = layer(F.relu(h, inplace=True))
         return h
 
 
-class QEnsemble(nn.Module):
-    """K state-action values Q_k(s, a), returned as (K, B)."""
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, generators: Generators = None) -> EnsembleMLP:
+    """One MLP per seed: (S, rows..., in) -> (S, rows..., out)."""
+    return EnsembleMLP((seed_count(generators),), in_dim, hidden, out_dim, generators)
 
-    def __init__(self, obs_dim: int, act_dim: int, members: int, hidden: Sequence[int] = (256, 256)):
+
+class QEnsemble(nn.Module):
+    """K state-action values Q_k(s, a) per seed, returned as (S, K, B)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, members: int, hidden: Sequence[int] = (256, 256),
+                 generators: Generators = None):
         super().__init__()
-        self.net = EnsembleMLP(members, obs_dim + act_dim, hidden, 1)
+        self.members = members
+        self.net = EnsembleMLP((seed_count(generators), members), obs_dim + act_dim, hidden, 1, generators)
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([obs, act], dim=-1)).squeeze(-1)
+        x = torch.cat([obs, act], dim=-1).unsqueeze(1)
+        return self.net(x.expand(x.shape[0], self.members, *x.shape[2:])).squeeze(-1)
 
     @torch.no_grad()
     def over_actions(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Q_k(s_b, a_bm) for M actions per state, (K, B, M): equal to `forward` on every (s_b, a_bm) row, but the
-        first layer's state part is computed once per state, and on CPU in cache-sized blocks of states."""
-        b, m, _ = actions.shape
+        """Q_k(s_b, a_bm) for M actions per state, obs (S, B, O) and actions (S, B, M, A) -> (S, K, B, M): equal to
+        `forward` on every (s_b, a_bm) row, but the first layer's state part is computed once per state, and on CPU
+        in cache-sized blocks of states."""
+        b, m = actions.shape[1:3]
         first = self.net.layers[0]
-        obs_dim = obs.shape[1]
-        w_obs, w_act = first.weight[:, :obs_dim], first.weight[:, obs_dim:]
+        obs_dim = obs.shape[-1]
+        w_obs, w_act = first.weight[:, :, :obs_dim], first.weight[:, :, obs_dim:]  # (S, K, O or A, H)
         states_per_block = max(1, CPU_BLOCK_ROWS // m) if obs.device.type == "cpu" else b
         blocks = []
-        for s, a in zip(torch.split(obs, states_per_block), torch.split(actions, states_per_block)):
-            from_state = torch.baddbmm(first.bias, s.expand(self.net.members, *s.shape), w_obs)  # (K, b', H)
-            from_action = torch.matmul(a.reshape(1, -1, a.shape[-1]), w_act)  # (K, b'·M, H)
-            h = from_action.view(self.net.members, len(s), m, -1).add_(from_state.unsqueeze(2))
-            blocks.append(self.net.hidden_to_output(h.flatten(1, 2)).view(self.net.members, len(s), m))
-        return torch.cat(blocks, dim=1)
+        for s, a in zip(torch.split(obs, states_per_block, dim=1), torch.split(actions, states_per_block, dim=1)):
+            rows = s.shape[1]
+            from_state = torch.matmul(s.unsqueeze(1), w_obs).add_(first.bias)  # (S, K, b', H)
+            from_action = torch.matmul(a.reshape(len(a), 1, rows * m, -1), w_act)  # (S, K, b'·M, H)
+            h = from_action.view(*from_action.shape[:2], rows, m, -1).add_(from_state.unsqueeze(3))
+            blocks.append(self.net.hidden_to_output(h).squeeze(-1))
+        return torch.cat(blocks, dim=2)
+
+
+class OneSeed(nn.Module):
+    """A one-seed network as a plain one: (B, ...) -> (B, ...), the seed axis added and removed around it."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.unsqueeze(0)).squeeze(0)
 
 
 class GaussianMixture(nn.Module):
     """State-conditioned mixture of N diagonal Gaussians over actions (a mixture-density network).
 
-    forward(obs) -> (means (B, N, A), stds (B, N, A), log_weights (B, N)).
+    forward(obs (S, B, O)) -> (means (S, B, N, A), stds (S, B, N, A), log_weights (S, B, N)).
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, components: int, hidden: Sequence[int] = (512, 512)):
+    def __init__(self, obs_dim: int, act_dim: int, components: int, hidden: Sequence[int] = (512, 512),
+                 generators: Generators = None):
         super().__init__()
         self.act_dim, self.components = act_dim, components
-        self.net = mlp(obs_dim, hidden, self.outputs(components, act_dim))
+        self.net = mlp(obs_dim, hidden, self.outputs(components, act_dim), generators)
 
     @staticmethod
     def outputs(components: int, act_dim: int) -> int:
@@ -116,23 +150,23 @@ class GaussianMixture(nn.Module):
     def sizes(state: dict[str, torch.Tensor]) -> tuple[int, int, int]:
         """(observation size, hidden width, outputs per state) of a saved mixture, read from its first and last
         layers."""
-        weights = [w for name, w in state.items() if name.endswith("weight")]
-        return weights[0].shape[1], weights[0].shape[0], weights[-1].shape[0]
+        weights = [w for name, w in state.items() if name.endswith("weight")]  # (S, in, out)
+        return weights[0].shape[-2], weights[0].shape[-1], weights[-1].shape[-1]
 
     def forward(self, obs: torch.Tensor):
         out = self.net(obs)
-        n, a = self.components, self.act_dim
-        means = torch.tanh(out[:, : n * a]).clamp(-GMM_MEAN_LIMIT, GMM_MEAN_LIMIT).view(-1, n, a)
-        log_stds = out[:, n * a : 2 * n * a].clamp(GMM_LOG_STD_MIN, GMM_LOG_STD_MAX).view(-1, n, a)
-        log_weights = F.log_softmax(out[:, 2 * n * a :], dim=-1)
+        n, a, rows = self.components, self.act_dim, out.shape[:-1]
+        means = torch.tanh(out[..., : n * a]).clamp(-GMM_MEAN_LIMIT, GMM_MEAN_LIMIT).view(*rows, n, a)
+        log_stds = out[..., n * a : 2 * n * a].clamp(GMM_LOG_STD_MIN, GMM_LOG_STD_MAX).view(*rows, n, a)
+        log_weights = F.log_softmax(out[..., 2 * n * a :], dim=-1)
         return means, log_stds.exp(), log_weights
 
 
 def gmm_log_prob(means, stds, log_weights, actions) -> torch.Tensor:
-    """log π_β(a|s) = logsumexp_k(log w_k + Σ_a log N(a; μ_k, σ_k)), shape (B,)."""
+    """log π_β(a|s) = logsumexp_k(log w_k + Σ_a log N(a; μ_k, σ_k)): means (..., N, A), actions (..., A) -> (...)."""
     # Normal.log_prob's own formula (same rounding), without torch.distributions' per-call argument checks.
     var = stds.square()
-    component_log_probs = -(actions.unsqueeze(1) - means).square() / (2 * var) - stds.log() - HALF_LOG_SQRT_2PI
+    component_log_probs = -(actions.unsqueeze(-2) - means).square() / (2 * var) - stds.log() - HALF_LOG_SQRT_2PI
     return torch.logsumexp(log_weights + component_log_probs.sum(-1), dim=-1)
 
 
@@ -142,11 +176,11 @@ def sample_components(means, stds, noise: torch.Tensor) -> torch.Tensor:
 
 
 class DeterministicActor(nn.Module):
-    """π(s) = tanh(MLP(s)): the policy LOM and TD3+BC train and evaluate."""
+    """π(s) = tanh(MLP(s)): the policy LOM and TD3+BC train and evaluate, (S, B, O) -> (S, B, A)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256)):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256), generators: Generators = None):
         super().__init__()
-        self.net = mlp(obs_dim, hidden, act_dim)
+        self.net = mlp(obs_dim, hidden, act_dim, generators)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.net(obs))
@@ -155,10 +189,10 @@ class DeterministicActor(nn.Module):
 class GaussianActor(nn.Module):
     """N(tanh(MLP(s)), diag σ) with a state-independent learned log σ, as in IQL; the mean is the evaluation action."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256)):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256), generators: Generators = None):
         super().__init__()
-        self.net = mlp(obs_dim, hidden, act_dim)
-        self.log_std = nn.Parameter(torch.zeros(act_dim))
+        self.net = mlp(obs_dim, hidden, act_dim, generators)
+        self.log_std = nn.Parameter(torch.zeros(seed_count(generators), 1, act_dim))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.net(obs))
@@ -202,34 +236,34 @@ def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
 
 
 class MultiHeadModeValue(nn.Module):
-    """Q_mode(s) ∈ R^N: one output per mixture component, so each state's trunk is computed once."""
+    """Q_mode(s) ∈ R^N: one output per mixture component, so each state's trunk is computed once; (S, B, N)."""
 
-    def __init__(self, obs_dim: int, components: int, hidden: Sequence[int] = (256, 256)):
+    def __init__(self, obs_dim: int, components: int, hidden: Sequence[int] = (256, 256),
+                 generators: Generators = None):
         super().__init__()
-        self.net = mlp(obs_dim, hidden, components)
+        self.net = mlp(obs_dim, hidden, components, generators)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs)
 
 
 class OneHotModeValue(nn.Module):
-    """The authors' form: Q_mode(s, k) = MLP([s, one-hot(k)]), evaluated for every k, returned as (B, N)."""
+    """The authors' form: Q_mode(s, k) = MLP([s, one-hot(k)]), evaluated for every k, returned as (S, B, N)."""
 
-    def __init__(self, obs_dim: int, components: int, hidden: Sequence[int] = (256, 256)):
+    def __init__(self, obs_dim: int, components: int, hidden: Sequence[int] = (256, 256),
+                 generators: Generators = None):
         super().__init__()
         self.components = components
-        self.net = mlp(obs_dim + components, hidden, 1)
+        self.net = mlp(obs_dim + components, hidden, 1, generators)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         # The first layer applied to [s, one-hot(k)] is W_s·s + b plus column k of W_onehot: the state part is
         # computed once per state instead of once per (state, component) row. Same network, same parameters.
-        first = self.net[0]
-        obs_dim = obs.shape[1]
-        from_state = F.linear(obs, first.weight[:, :obs_dim], first.bias)  # (B, H)
-        h = from_state.unsqueeze(1) + first.weight[:, obs_dim:].t()  # (B, N, H)
-        for layer in itertools.islice(self.net, 1, None):
-            h = layer(h)
-        return h.squeeze(-1)
+        first = self.net.layers[0]
+        obs_dim = obs.shape[-1]
+        from_state = torch.baddbmm(first.bias, obs, first.weight[:, :obs_dim])  # (S, B, H)
+        h = from_state.unsqueeze(2) + first.weight[:, obs_dim:].unsqueeze(1)  # (S, B, N, H)
+        return self.net.hidden_to_output(h).squeeze(-1)
 
 
 MODE_VALUE_NETS = {"multihead": MultiHeadModeValue, "onehot": OneHotModeValue}

@@ -69,5 +69,6 @@ def _start_wandb(run_dir: Path, config: dict, project: str, group: str, run_name
         import wandb
     except ImportError as exc:
         raise LOMError("--enable_wandb 1 needs wandb: pip install wandb (or run without --enable_wandb)") from exc
+    # create_new: seeds trained in one process (train.py --seeds) are one wandb run each, side by side.
     return wandb.init(project=project, group=group, name=run_name, config=config, dir=str(run_dir),
-                      id=run_id, resume="allow")
+                      id=run_id, resume="allow", reinit="create_new")

@@ -11,6 +11,7 @@ where the stopped one left off. The run folder is locked for the whole run (lom.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import shutil
@@ -18,7 +19,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -31,12 +32,13 @@ from lom.data import load_transitions, resolve_dataset
 from lom.data.transitions import return_range_scale
 from lom.data.types import DatasetSpec
 from lom.errors import EXIT_INTERRUPTED, EXIT_STOPPED, LOMError, TrainingStopped
-from lom.evaluation import evaluate
+from lom.evaluation import evaluate_seeds
 from lom.fit import check_env_fit, check_mixture_fit, env_action_dim, load_mixture
 from lom.graphs import CapturedStep, use_cuda_graphs
 from lom.io import write_json
 from lom.run_lock import RunLock
 from lom.run_logging import RunLogger, run_directory_for
+from lom.seeds import slice_seed, stack_seeds
 
 GMM_FILE = "gmm.pt"
 NAN_CHECKPOINT_NAME = "checkpoint_nan.pt"
@@ -54,28 +56,30 @@ def pick_device(name: str) -> torch.device:
 
 
 class LossWindow:
-    """Per-step losses kept on the device; flushed (one host sync) into running sums every `capacity` steps.
+    """Per-step losses of every seed kept on the device; flushed (one host sync) into each seed's running sums every
+    `capacity` steps.
 
     A step may report only some of the losses (TD3+BC's actor loss comes every 2nd step): each loss's mean is over
     the steps that reported it, and which losses a row holds is kept on the host, so no step needs a sync.
     """
 
-    def __init__(self, capacity: int, device: torch.device):
-        self.capacity, self.device = capacity, device
+    def __init__(self, capacity: int, device: torch.device, seeds: int = 1):
+        self.capacity, self.device, self.seeds = capacity, device, seeds
         self.names: list[str] = []
         self.rows = None
         self.reported: list[tuple[int, ...]] = []  # per row in the window: the columns its step reported
         self.columns: dict[tuple[str, ...], tuple[tuple[int, ...], torch.Tensor]] = {}
         self.first_step = 0
-        self.sums: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
+        self.sums: list[dict[str, float]] = [{} for _ in range(seeds)]
+        self.counts: list[dict[str, int]] = [{} for _ in range(seeds)]
 
     def add(self, step: int, losses: dict[str, torch.Tensor]) -> None:
+        """`losses`: one value per seed, (S,) tensors."""
         names = tuple(losses)
         if self.rows is None or not set(names) <= set(self.names):
             self.flush()
             self.names = [*self.names, *(n for n in names if n not in self.names)]
-            self.rows = torch.zeros(self.capacity, len(self.names), device=self.device)
+            self.rows = torch.zeros(self.capacity, len(self.names), self.seeds, device=self.device)
             self.columns = {}
         if names not in self.columns:
             cols = tuple(self.names.index(n) for n in names)
@@ -93,35 +97,39 @@ class LossWindow:
             self.flush()
 
     def flush(self) -> None:
-        """Read the window back; raise `NonFiniteLoss` naming the first bad loss and its step."""
+        """Read the window back; raise `NonFiniteLoss` naming the first bad loss, its step and its seed."""
         if not self.reported:
             return
-        rows = self.rows[: len(self.reported)].double().cpu()
-        reported = torch.zeros(rows.shape, dtype=torch.bool)
+        rows = self.rows[: len(self.reported)].double().cpu()  # (steps, losses, seeds)
+        reported = torch.zeros(rows.shape[:2], dtype=torch.bool)
         for i, cols in enumerate(self.reported):
             reported[i, list(cols)] = True
         self.reported = []
-        bad = reported & ~torch.isfinite(rows)
+        bad = reported.unsqueeze(-1) & ~torch.isfinite(rows)
         if bad.any():
-            step_offset, column = bad.nonzero()[0].tolist()
-            raise NonFiniteLoss(self.names[column], self.first_step + step_offset)
-        totals, counts = rows.where(reported, 0.0).sum(0).tolist(), reported.sum(0).tolist()
-        for name, total, count in zip(self.names, totals, counts):
-            if count:
-                self.sums[name] = self.sums.get(name, 0.0) + total
-                self.counts[name] = self.counts.get(name, 0) + count
+            step_offset, column, seed = bad.nonzero()[0].tolist()
+            raise NonFiniteLoss(self.names[column], self.first_step + step_offset, seed)
+        totals = rows.where(reported.unsqueeze(-1), 0.0).sum(0)  # (losses, seeds)
+        counts = reported.sum(0).tolist()
+        for seed, (sums, seed_counts) in enumerate(zip(self.sums, self.counts)):
+            for name, total, count in zip(self.names, totals[:, seed].tolist(), counts):
+                if count:
+                    sums[name] = sums.get(name, 0.0) + total
+                    seed_counts[name] = seed_counts.get(name, 0) + count
 
-    def take_means(self) -> dict[str, float]:
+    def take_means(self) -> list[dict[str, float]]:
+        """Each seed's mean of every loss since the last call."""
         self.flush()
-        means = {name: total / self.counts[name] for name, total in self.sums.items()}
-        self.sums, self.counts = {}, {}
+        means = [{name: total / counts[name] for name, total in sums.items()}
+                 for sums, counts in zip(self.sums, self.counts)]
+        self.sums, self.counts = [{} for _ in range(self.seeds)], [{} for _ in range(self.seeds)]
         return means
 
 
 class NonFiniteLoss(Exception):
-    def __init__(self, loss_name: str, step: int):
-        super().__init__(loss_name, step)
-        self.loss_name, self.step = loss_name, step
+    def __init__(self, loss_name: str, step: int, seed_index: int = 0):
+        super().__init__(loss_name, step, seed_index)
+        self.loss_name, self.step, self.seed_index = loss_name, step, seed_index
 
 
 class StopRequests:
@@ -153,7 +161,7 @@ class StopRequests:
 
 @dataclass
 class Progress:
-    """What a checkpoint needs besides the networks: where the run is and what it has measured so far."""
+    """What a seed's checkpoint holds besides the networks: where the run is and what it has measured so far."""
 
     phase: str = "pretrain"
     step: int = 0  # steps completed in `phase`
@@ -163,18 +171,29 @@ class Progress:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig):
+    """Trains one agent on one dataset for one or more seeds at once (`seeds`; default: cfg.seed alone), as one
+    stacked model (lom/seeds.py). Each seed has its own run folder, lock, config.json, metrics.csv, checkpoint,
+    results.json and wandb run, exactly those a run of that seed alone writes."""
+
+    def __init__(self, cfg: TrainConfig, seeds: Sequence[int] | None = None):
         self.spec: DatasetSpec = resolve_dataset(cfg.env_name, cfg.dataset_path)
-        self.cfg = cfg = cfg.resolve(self.spec.name, env_action_dim(self.spec))
-        cfg.validate()
-        self.run_dir = run_directory_for(cfg, self.spec.name)
+        resolved = cfg.resolve(self.spec.name, env_action_dim(self.spec))
+        resolved.validate()
+        self.seeds = tuple(seeds) if seeds else (resolved.seed,)
+        if len(set(self.seeds)) != len(self.seeds):
+            raise LOMError(f"--seeds {','.join(map(str, self.seeds))}: name each seed once")
+        self.cfgs = [dataclasses.replace(resolved, seed=seed) for seed in self.seeds]
+        self.cfg = self.cfgs[0]  # every setting but the seed is the same for all
+        self.run_dirs = [run_directory_for(c, self.spec.name) for c in self.cfgs]
         self.stops = StopRequests()
+        self.phase, self.step = "pretrain", 0
 
     # -- set-up -------------------------------------------------------------------------------------------------
     def load_checked_data(self) -> tuple:
         """The transitions and a --gmm_path mixture, refused if their sizes do not fit; touches no run folder."""
         cfg = self.cfg
-        print(f"run folder: {self.run_dir}", flush=True)
+        for run_dir in self.run_dirs:
+            print(f"run folder: {run_dir}", flush=True)
         transitions = load_transitions(self.spec)
         check_env_fit(self.spec, transitions.obs_dim, transitions.act_dim)
         mixture = load_mixture(cfg.gmm_path) if cfg.gmm_path and cfg.agent == "LOM" else None
@@ -185,12 +204,12 @@ class Trainer:
 
     def prepare(self, transitions, mixture) -> None:
         cfg = self.cfg
-        resume_from = self.run_dir / checkpoint.CHECKPOINT_NAME
-        if not cfg.resume and self.run_dir.exists() and any(self.run_dir.iterdir()):
-            moved = self.run_dir.with_name(f"{self.run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-            shutil.move(str(self.run_dir), str(moved))
-            print(f"an earlier run was in that folder; it was moved to {moved} (add --resume to continue a run)")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for run_dir in self.run_dirs:
+            if not cfg.resume and run_dir.exists() and any(run_dir.iterdir()):
+                moved = run_dir.with_name(f"{run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+                shutil.move(str(run_dir), str(moved))
+                print(f"an earlier run was in {run_dir}; it was moved to {moved} (add --resume to continue a run)")
+            run_dir.mkdir(parents=True, exist_ok=True)
 
         checkpoint.seed_everything(cfg.seed)
         self.device = pick_device(cfg.device)
@@ -201,32 +220,36 @@ class Trainer:
                              if cfg.scales_rewards(self.spec.name, self.spec.env_id) else 1.0)
         self.data = DeviceDataset(transitions, self.normalizer, self.device, self.reward_scale)
         self.captured = use_cuda_graphs(cfg.cuda_graphs, self.device)
-        self.agent: Agent = make_agent(cfg, self.data.obs_dim, self.data.act_dim, self.captured).to(self.device)
+        self.agent: Agent = make_agent(cfg, self.data.obs_dim, self.data.act_dim, self.captured,
+                                       self.seeds).to(self.device)
         if mixture is not None:
             self.agent.load_behaviour_model(mixture)
         if cfg.compile:
             self.agent.compile_networks()
-        self.config_record = self._config_record(transitions)
-        self.progress = Progress(phase="pretrain" if self.agent.pretrain_steps else "train")
+        self.config_records = [self._config_record(transitions, c) for c in self.cfgs]
+        self.phase = "pretrain" if self.agent.pretrain_steps else "train"
+        self.metrics: list[list[dict]] = [[] for _ in self.seeds]
+        self.window = LossWindow(cfg.log_every, self.device, len(self.seeds))
+        self.wall_time_s = 0.0
 
-        resumed = cfg.resume and resume_from.is_file()
-        if resumed:
-            # Loaded on the CPU: the RNG states must stay there; load_state_dict puts the rest on the device.
-            self._restore(checkpoint.load(resume_from, map_location="cpu"))
+        saved = self._saved_checkpoints() if cfg.resume else None
+        if saved:
+            self._restore(saved)
         else:
             if cfg.resume:
                 print("no checkpoint in the run folder yet: starting from scratch")
-            if self.progress.phase == "train":  # a --gmm_path mixture: frozen and cached as after pre-training
+            if self.phase == "train":  # a --gmm_path mixture: frozen and cached as after pre-training
                 self.agent.finish_pretraining(self.data)
-        write_json(self.run_dir / "config.json", self.config_record)
-        run_name = f"{self.spec.name}/{cfg.agent_folder}/seed{cfg.seed}"
-        self.logger = RunLogger(self.run_dir, self.config_record, cfg.enable_wandb, cfg.project, cfg.group, run_name,
-                                run_id=hashlib.sha1(str(self.run_dir.resolve()).encode()).hexdigest()[:16])
-        self.logger.restore(self.progress.metrics)
-        self.window = LossWindow(cfg.log_every, self.device)
+        self.loggers = []
+        for c, run_dir, record, metrics in zip(self.cfgs, self.run_dirs, self.config_records, self.metrics):
+            write_json(run_dir / "config.json", record)
+            logger = RunLogger(run_dir, record, c.enable_wandb, c.project, c.group,
+                               f"{self.spec.name}/{c.agent_folder}/seed{c.seed}",
+                               run_id=hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:16])
+            logger.restore(metrics)
+            self.loggers.append(logger)
 
-    def _config_record(self, transitions) -> dict:
-        cfg = self.cfg
+    def _config_record(self, transitions, cfg: TrainConfig) -> dict:
         return {
             **dataclasses.asdict(cfg),
             "dataset": self.spec.name,
@@ -241,68 +264,107 @@ class Trainer:
             "device_used": str(self.device),
             "cuda_graphs_used": self.captured,
             "cpu_threads": torch.get_num_threads(),
+            "seeds_in_process": list(self.seeds),
             "hyperparameters": self.agent.hyperparameters(),
         }
 
-    def _restore(self, state: dict) -> None:
-        changed = sorted(k for k, v in self._comparable_config().items() if state["config"].get(k) != v)
-        if changed:
-            raise LOMError(f"--resume: the run in {self.run_dir} was started with other values of {', '.join(changed)}; "
-                           "use the original flags, or another --group / --log_path for a new run")
-        self.agent.load_training_state(state["agent"])
-        self.progress = Progress(**state["progress"])
-        if self.progress.phase == "train":
-            self.agent.finish_pretraining(self.data)
-        checkpoint.restore_rng(state["rng"])
-        print(f"resumed from {self.progress.phase} step {self.progress.step}")
+    def _saved_checkpoints(self) -> list[dict] | None:
+        """Every seed's checkpoint, or None when no seed has one; seeds that cannot continue together are refused."""
+        paths = [run_dir / checkpoint.CHECKPOINT_NAME for run_dir in self.run_dirs]
+        found = [path.is_file() for path in paths]
+        if not any(found):
+            return None
+        # Loaded on the CPU: the RNG states must stay there; load_state_dict puts the rest on the device.
+        states = [checkpoint.load(path, map_location="cpu") if ok else None for path, ok in zip(paths, found)]
+        places = {seed: (st["progress"]["phase"], st["progress"]["step"]) if st else ("pretrain", 0)
+                  for seed, st in zip(self.seeds, states)}
+        if len(set(places.values())) > 1:
+            where = ", ".join(f"seed {seed} at {phase} step {step}" for seed, (phase, step) in places.items())
+            raise LOMError(f"--resume: these seeds stopped at different points ({where}); resume each in its own "
+                           "process (--seed N --resume)")
+        if not all(found):  # every seed stopped before its first checkpoint but one: start them all afresh
+            return None
+        return states
 
-    def _comparable_config(self) -> dict:
+    def _restore(self, states: list[dict]) -> None:
+        for c, run_dir, state in zip(self.cfgs, self.run_dirs, states):
+            if state.get("layout") != checkpoint.LAYOUT:
+                raise LOMError(f"--resume: {run_dir / checkpoint.CHECKPOINT_NAME} was written by a version of this "
+                               "code before networks had a seed axis; resume it with that version, or start the run "
+                               "again without --resume")
+            changed = sorted(k for k, v in self._comparable_config(c).items() if state["config"].get(k) != v)
+            if changed:
+                raise LOMError(f"--resume: the run in {run_dir} was started with other values of "
+                               f"{', '.join(changed)}; use the original flags, or another --group / --log_path for a "
+                               "new run")
+        self.agent.load_training_state(stack_seeds([state["agent"] for state in states]))
+        progress = [Progress(**state["progress"]) for state in states]
+        self.phase, self.step = progress[0].phase, progress[0].step
+        self.metrics = [p.metrics for p in progress]
+        self.wall_time_s = progress[0].wall_time_s
+        for i, p in enumerate(progress):
+            pending = p.pending_losses
+            sums = dict(pending.get("sums", {}))
+            # Checkpoints written before losses were counted one by one hold one count for all of them.
+            counts = pending.get("counts") or {name: pending["count"] for name in sums if "count" in pending}
+            self.window.sums[i], self.window.counts[i] = sums, dict(counts)
+        if self.phase == "train":
+            self.agent.finish_pretraining(self.data)
+        checkpoint.restore_rng(states[0]["rng"])
+        self.agent.rng.load_states([state["rng"]["seed_stream"] for state in states])
+        print(f"resumed from {self.phase} step {self.step}")
+
+    def _comparable_config(self, cfg: TrainConfig) -> dict:
         """The settings that change a run's numbers (not where it runs or how it is logged)."""
         ignored = {"resume", "device", "enable_wandb", "compile", "cuda_graphs", "log_every"}
-        if self.cfg.agent != "LOM":  # LOM's values are recorded for every agent, but only LOM's numbers use them
+        if cfg.agent != "LOM":  # LOM's values are recorded for every agent, but only LOM's numbers use them
             ignored |= {f.name for f in dataclasses.fields(LOMHyperParams)}
-        return {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in ignored}
+        return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignored}
 
-    def save_checkpoint(self, path: Path | None = None) -> None:
-        self.progress.pending_losses = {"sums": self.window.sums, "counts": self.window.counts}
-        self.progress.wall_time_s = self.elapsed()
-        checkpoint.save(path or self.run_dir / checkpoint.CHECKPOINT_NAME, {
-            "config": self._comparable_config(),
-            "agent": self.agent.training_state(),
-            "normalizer": self.normalizer.state_dict(),
-            "progress": dataclasses.asdict(self.progress),
-            "rng": checkpoint.capture_rng(),
-        })
+    def save_checkpoint(self, name: str = checkpoint.CHECKPOINT_NAME) -> None:
+        """Each seed's slice of the training state into its own run folder."""
+        agent_state, streams, rng = self.agent.training_state(), self.agent.rng.states(), checkpoint.capture_rng()
+        for i, (c, run_dir) in enumerate(zip(self.cfgs, self.run_dirs)):
+            progress = Progress(self.phase, self.step, self.metrics[i],
+                                {"sums": self.window.sums[i], "counts": self.window.counts[i]}, self.elapsed())
+            checkpoint.save(run_dir / name, {
+                "layout": checkpoint.LAYOUT,
+                "config": self._comparable_config(c),
+                "agent": slice_seed(agent_state, i),
+                "normalizer": self.normalizer.state_dict(),
+                "progress": dataclasses.asdict(progress),
+                "rng": {**rng, "seed_stream": streams[i]},
+            })
 
     def elapsed(self) -> float:
-        return self.progress_wall_start + time.perf_counter() - self.clock_start
+        return self.wall_start + time.perf_counter() - self.clock_start
 
     # -- the loop -----------------------------------------------------------------------------------------------
-    def run(self) -> dict:
+    def run(self) -> list[dict]:
+        """Train every seed; each seed's results.json, in the order of `seeds`."""
         transitions, mixture = self.load_checked_data()
-        with RunLock(self.run_dir):
+        with contextlib.ExitStack() as locks:
+            for run_dir in self.run_dirs:
+                locks.enter_context(RunLock(run_dir))
             self.prepare(transitions, mixture)
             # Installed after prepare(): Ctrl-C during a dataset download should stop it, there is nothing to save.
             with self.stops:
                 return self._run_prepared()
 
-    def _run_prepared(self) -> dict:
-        self.clock_start, self.progress_wall_start = time.perf_counter(), self.progress.wall_time_s
-        pending = self.progress.pending_losses
-        sums = dict(pending.get("sums", {}))
-        # Checkpoints written before losses were counted one by one hold one count for all of them.
-        counts = pending.get("counts") or {name: pending["count"] for name in sums if "count" in pending}
-        self.window.sums, self.window.counts = sums, dict(counts)
+    def _run_prepared(self) -> list[dict]:
+        self.clock_start, self.wall_start = time.perf_counter(), self.wall_time_s
         try:
-            if self.progress.phase == "pretrain":
+            if self.phase == "pretrain":
                 self._pretrain()
             self._train()
         except NonFiniteLoss as bad:
-            nan_path = self.run_dir / NAN_CHECKPOINT_NAME
-            self.save_checkpoint(nan_path)
+            self.save_checkpoint(NAN_CHECKPOINT_NAME)
             network = bad.loss_name.split("/")[0]
-            raise LOMError(f"loss {bad.loss_name} of network '{network}' became NaN/inf at {self.progress.phase} step "
-                           f"{bad.step}; state saved to {nan_path} (the last good checkpoint is untouched). "
+            seed = f" of seed {self.seeds[bad.seed_index]}" if len(self.seeds) > 1 else ""
+            saved = (self.run_dirs[0] / NAN_CHECKPOINT_NAME if len(self.seeds) == 1
+                     else f"{NAN_CHECKPOINT_NAME} in each seed's run folder")
+            raise LOMError(f"loss {bad.loss_name} of network '{network}' became NaN/inf at {self.phase} step "
+                           f"{bad.step}{seed}; state saved to {saved} (the last good checkpoint is untouched). "
                            "Try a lower learning rate or check the dataset's rewards") from None
         return self._finish()
 
@@ -315,48 +377,52 @@ class Trainer:
         self.window.flush()
         self.save_checkpoint()
         name = signal.Signals(self.stops.signum).name
-        raise TrainingStopped(f"stopped by {name} at {self.progress.phase} step {self.progress.step}; checkpoint "
-                              f"saved in {self.run_dir}: run the same command with --resume to continue",
-                              STOP_EXIT_STATUS[self.stops.signum])
+        where = self.run_dirs[0] if len(self.seeds) == 1 else "each seed's run folder"
+        raise TrainingStopped(f"stopped by {name} at {self.phase} step {self.step}; checkpoint saved in {where}: "
+                              "run the same command with --resume to continue", STOP_EXIT_STATUS[self.stops.signum])
+
+    def _bar_label(self, what: str) -> str:
+        return what if len(self.seeds) == 1 else f"{what} ({len(self.seeds)} seeds)"
 
     def _pretrain(self) -> None:
-        agent, cfg, progress = self.agent, self.cfg, self.progress
-        bar = tqdm(total=agent.pretrain_steps, initial=progress.step, desc="behaviour mixture", unit="step",
-                   dynamic_ncols=True, mininterval=1.0)
+        agent, cfg = self.agent, self.cfg
+        bar = tqdm(total=agent.pretrain_steps, initial=self.step, desc=self._bar_label("behaviour mixture"),
+                   unit="step", dynamic_ncols=True, mininterval=1.0)
         step = self._stepper(lambda: agent.pretrain_step(self.data))
-        while progress.step < agent.pretrain_steps:
+        while self.step < agent.pretrain_steps:
             self._stop_if_asked(bar)
-            self.window.add(progress.step + 1, step())
-            progress.step += 1
+            self.window.add(self.step + 1, step())
+            self.step += 1
             bar.update()
-            if progress.step % cfg.log_every == 0:
-                bar.set_postfix(self._postfix(self.window.take_means()))
-            if progress.step % cfg.checkpoint_every == 0 and progress.step < agent.pretrain_steps:
+            if self.step % cfg.log_every == 0:
+                bar.set_postfix(self._postfix(self.window.take_means()[0]))
+            if self.step % cfg.checkpoint_every == 0 and self.step < agent.pretrain_steps:
                 self.window.flush()
                 self.save_checkpoint()
         bar.close()
         self.window.take_means()
-        checkpoint.save(self.run_dir / GMM_FILE, {"gmm": agent.gmm.state_dict()})
-        progress.phase, progress.step = "train", 0
+        gmm = agent.gmm.state_dict()
+        for i, run_dir in enumerate(self.run_dirs):
+            checkpoint.save(run_dir / GMM_FILE, {"gmm": slice_seed(gmm, i)})
+        self.phase, self.step = "train", 0
         agent.finish_pretraining(self.data)
         self.save_checkpoint()
 
     def _train(self) -> None:
-        agent, cfg, progress = self.agent, self.cfg, self.progress
-        last_score = progress.metrics[-1]["normalized_score"] if progress.metrics else None
-        bar = tqdm(total=cfg.training_steps, initial=progress.step, desc=f"{cfg.agent} training", unit="step",
-                   dynamic_ncols=True, mininterval=1.0)
+        agent, cfg = self.agent, self.cfg
+        bar = tqdm(total=cfg.training_steps, initial=self.step, desc=self._bar_label(f"{cfg.agent} training"),
+                   unit="step", dynamic_ncols=True, mininterval=1.0)
         step = self._stepper(lambda: agent.train_step(self.data))
-        while progress.step < cfg.training_steps:
+        while self.step < cfg.training_steps:
             self._stop_if_asked(bar)
-            self.window.add(progress.step + 1, step())
-            progress.step += 1
+            self.window.add(self.step + 1, step())
+            self.step += 1
             bar.update()
-            at_end = progress.step == cfg.training_steps
-            if progress.step % cfg.eval_every == 0 or at_end:
-                last_score = self._evaluate()["normalized_score"]
-                bar.set_postfix(score=f"{last_score:.1f}")
-            if progress.step % cfg.checkpoint_every == 0 or at_end:
+            at_end = self.step == cfg.training_steps
+            if self.step % cfg.eval_every == 0 or at_end:
+                scores = [row["normalized_score"] for row in self._evaluate()]
+                bar.set_postfix(score="/".join(f"{score:.1f}" for score in scores))
+            if self.step % cfg.checkpoint_every == 0 or at_end:
                 self.window.flush()
                 self.save_checkpoint()
         bar.close()
@@ -365,43 +431,59 @@ class Trainer:
         """`step` itself, or, with --cuda_graphs, the same step captured once and replayed (lom/graphs.py)."""
         return CapturedStep(step, self.agent) if self.captured else step
 
-    def _evaluate(self) -> dict:
-        step = self.progress.step
+    def _evaluate(self) -> list[dict]:
+        """Every seed's policy on its own episodes, all in one vector env; one metrics row per seed."""
+        step = self.step
         self.agent.eval()
-        result = evaluate(self.agent.act, self.normalizer, self.spec, self.cfg.eval_episodes,
-                          seed=self.cfg.seed * EVAL_SEED_STRIDE + step, device=self.device)
+        results = evaluate_seeds(self.agent.act, self.normalizer, self.spec, self.cfg.eval_episodes,
+                                 [c.seed * EVAL_SEED_STRIDE + step for c in self.cfgs], device=self.device)
         self.agent.train()
-        row = {"step": step, "wall_time_s": round(self.elapsed(), 3), **result.summary, **self.window.take_means()}
-        self.progress.metrics.append(row)
-        self.logger.log_evaluation(row)
-        tqdm.write(f"step {step}: return {row['return_mean']:.2f} ± {row['return_std']:.2f}, "
-                   f"normalised score {row['normalized_score']:.1f}")
-        return row
+        rows = []
+        wall = round(self.elapsed(), 3)
+        for c, result, losses, metrics, logger in zip(self.cfgs, results, self.window.take_means(), self.metrics,
+                                                      self.loggers):
+            row = {"step": step, "wall_time_s": wall, **result.summary, **losses}
+            metrics.append(row)
+            logger.log_evaluation(row)
+            seed = f" seed {c.seed}" if len(self.seeds) > 1 else ""
+            tqdm.write(f"step {step}{seed}: return {row['return_mean']:.2f} ± {row['return_std']:.2f}, "
+                       f"normalised score {row['normalized_score']:.1f}")
+            rows.append(row)
+        return rows
 
     @staticmethod
     def _postfix(means: dict[str, float]) -> dict[str, str]:
         return {name.split("/")[-1]: f"{value:.3g}" for name, value in means.items()}
 
-    def _finish(self) -> dict:
-        metrics = self.progress.metrics
-        final = metrics[-1]
-        results = {
-            "agent": self.cfg.agent,
-            "dataset": self.spec.name,
-            "seed": self.cfg.seed,
-            "steps": self.progress.step,
-            "final_return": final["return_mean"],
-            "final_normalized_score": final["normalized_score"],
-            "best_normalized_score": max(row["normalized_score"] for row in metrics),
-            "wall_time_s": round(self.elapsed(), 3),
-            "run_dir": str(self.run_dir),
-        }
-        self.logger.finish(results)
-        print(f"final normalised score {results['final_normalized_score']:.1f} "
-              f"(best {results['best_normalized_score']:.1f}, return {results['final_return']:.2f}); "
-              f"results in {self.run_dir / 'results.json'}")
-        return results
+    def _finish(self) -> list[dict]:
+        every = []
+        for c, run_dir, metrics, logger in zip(self.cfgs, self.run_dirs, self.metrics, self.loggers):
+            final = metrics[-1]
+            results = {
+                "agent": c.agent,
+                "dataset": self.spec.name,
+                "seed": c.seed,
+                "steps": self.step,
+                "final_return": final["return_mean"],
+                "final_normalized_score": final["normalized_score"],
+                "best_normalized_score": max(row["normalized_score"] for row in metrics),
+                "wall_time_s": round(self.elapsed(), 3),
+                "run_dir": str(run_dir),
+            }
+            logger.finish(results)
+            seed = f"seed {c.seed}: " if len(self.seeds) > 1 else ""
+            print(f"{seed}final normalised score {results['final_normalized_score']:.1f} "
+                  f"(best {results['best_normalized_score']:.1f}, return {results['final_return']:.2f}); "
+                  f"results in {run_dir / 'results.json'}")
+            every.append(results)
+        return every
 
 
 def train(cfg: TrainConfig) -> dict:
-    return Trainer(cfg).run()
+    """Train cfg.seed alone; its results.json."""
+    return Trainer(cfg).run()[0]
+
+
+def train_seeds(cfg: TrainConfig, seeds: Sequence[int]) -> list[dict]:
+    """Train `seeds` as one stacked model; each seed's results.json."""
+    return Trainer(cfg, seeds).run()

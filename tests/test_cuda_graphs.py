@@ -57,31 +57,44 @@ def test_auto_trains_eagerly_on_the_cpu_and_says_so(env, tmp_path):  # noqa: F81
 def test_a_loss_reported_every_other_step_is_averaged_over_the_steps_that_report_it():
     window = LossWindow(4, torch.device("cpu"))  # capacity 4: some flushes hold only the critic's rows
     for step in range(1, 12):
-        losses = {"critic/q_loss": torch.tensor(float(step))}
+        losses = {"critic/q_loss": torch.tensor([float(step)])}  # one value per seed, (S,)
         if step % 2 == 0:
-            losses["actor/loss"] = torch.tensor(10.0 * step)
+            losses["actor/loss"] = torch.tensor([10.0 * step])
         window.add(step, losses)
-    means = window.take_means()
-    assert means == {"critic/q_loss": pytest.approx(6.0), "actor/loss": pytest.approx(60.0)}  # steps 2, 4, …, 10
-    assert window.take_means() == {}
+    means = window.take_means()  # one dict per seed
+    assert means == [{"critic/q_loss": pytest.approx(6.0), "actor/loss": pytest.approx(60.0)}]  # steps 2, 4, …, 10
+    assert window.take_means() == [{}]
 
 
 def test_losses_land_in_their_own_columns_whatever_order_a_step_reports_them_in():
     window = LossWindow(8, torch.device("cpu"))
-    window.add(1, {"a": torch.tensor(1.0)})
-    window.add(2, {"b": torch.tensor(100.0), "a": torch.tensor(3.0)})
-    window.add(3, {"a": torch.tensor(5.0), "b": torch.tensor(200.0)})
-    assert window.take_means() == {"a": pytest.approx(3.0), "b": pytest.approx(150.0)}
+    window.add(1, {"a": torch.tensor([1.0])})
+    window.add(2, {"b": torch.tensor([100.0]), "a": torch.tensor([3.0])})
+    window.add(3, {"a": torch.tensor([5.0]), "b": torch.tensor([200.0])})
+    assert window.take_means() == [{"a": pytest.approx(3.0), "b": pytest.approx(150.0)}]
 
 
 def test_a_non_finite_loss_is_named_with_its_step_even_when_other_steps_skip_it():
     window = LossWindow(8, torch.device("cpu"))
-    window.add(1, {"critic/q_loss": torch.tensor(1.0), "actor/loss": torch.tensor(2.0)})
-    window.add(2, {"critic/q_loss": torch.tensor(1.0)})
-    window.add(3, {"critic/q_loss": torch.tensor(1.0), "actor/loss": torch.tensor(math.inf)})
+    window.add(1, {"critic/q_loss": torch.tensor([1.0]), "actor/loss": torch.tensor([2.0])})
+    window.add(2, {"critic/q_loss": torch.tensor([1.0])})
+    window.add(3, {"critic/q_loss": torch.tensor([1.0]), "actor/loss": torch.tensor([math.inf])})
     with pytest.raises(NonFiniteLoss) as bad:
         window.flush()
-    assert (bad.value.loss_name, bad.value.step) == ("actor/loss", 3)
+    assert (bad.value.loss_name, bad.value.step, bad.value.seed_index) == ("actor/loss", 3, 0)
+
+    # Two stacked seeds: each seed's means are over its own values, and a NaN in seed 1 alone is seed 1's.
+    window = LossWindow(8, torch.device("cpu"), seeds=2)
+    window.add(1, {"critic/q_loss": torch.tensor([1.0, 10.0]), "actor/loss": torch.tensor([4.0, 40.0])})
+    window.add(2, {"critic/q_loss": torch.tensor([3.0, 30.0])})
+    assert window.take_means() == [{"critic/q_loss": pytest.approx(2.0), "actor/loss": pytest.approx(4.0)},
+                                   {"critic/q_loss": pytest.approx(20.0), "actor/loss": pytest.approx(40.0)}]
+    window.add(3, {"critic/q_loss": torch.tensor([1.0, 1.0]), "actor/loss": torch.tensor([2.0, 2.0])})
+    window.add(4, {"critic/q_loss": torch.tensor([1.0, 1.0])})
+    window.add(5, {"critic/q_loss": torch.tensor([1.0, 1.0]), "actor/loss": torch.tensor([2.0, math.nan])})
+    with pytest.raises(NonFiniteLoss) as bad:
+        window.flush()
+    assert (bad.value.loss_name, bad.value.step, bad.value.seed_index) == ("actor/loss", 5, 1)
 
 
 def test_the_captured_steps_benchmark_measures_eager_rows_and_leaves_captured_ones_unmeasured_without_cuda(tmp_path):
@@ -168,6 +181,28 @@ def test_two_replays_draw_different_noise_and_counters_advance():
     reported = [sorted(step()) for _ in range(9)]
     assert agent.updates == 9  # TD3+BC's counter, advanced by hand on replays
     assert reported[3:] == [["critic/q_loss"] if n % 2 else ["actor/loss", "critic/q_loss"] for n in range(4, 10)]
+
+
+@needs_cuda
+def test_replays_advance_every_stacked_seeds_own_generator():
+    agent = make_agent(TrainConfig(agent="BC").resolve("my_data", 3), 5, 3, capturable=True, seeds=(0, 1)).cuda()
+    shape = torch.zeros(2, 1, device="cuda")
+    noise = CapturedStep(lambda: {"noise": agent.rng.normal_like(shape)[:, 0]}, agent)
+    draws = [tuple(noise()["noise"].tolist()) for _ in range(6)]  # 3 warm-up steps, then replays
+    assert len({d[0] for d in draws}) == len({d[1] for d in draws}) == len(draws)
+    fresh = make_agent(TrainConfig(agent="BC").resolve("my_data", 3), 5, 3, seeds=(0, 1)).cuda()
+    assert [tuple(fresh.rng.normal_like(shape)[:, 0].tolist()) for _ in range(6)] == draws  # the eager stream's
+
+
+@needs_cuda
+def test_captured_stacked_seeds_keep_each_seed_to_itself(env, tmp_path):  # noqa: F811
+    seed0 = []
+    for partner in (1, 2):
+        common = [*TINY, "--device", "cuda", "--cuda_graphs", "1", "--log_path", str(tmp_path / str(partner))]
+        out = train([*common, "--seeds", f"0,{partner}"], env)
+        assert out.returncode == 0, out.stderr
+        seed0.append(metrics_without_time(run_dir_of([*common, "--seed", "0"], env)))
+    assert seed0[0] == seed0[1]
 
 
 @needs_cuda

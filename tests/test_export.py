@@ -52,7 +52,7 @@ def test_the_file_acts_like_the_evaluated_policy_on_dataset_states(runs, agent, 
     states = dataset_states(runs[agent])
     run = load_run(runs[agent])
     with torch.no_grad():
-        evaluated = run.agent.act(run.normalizer(torch.as_tensor(states))).numpy()
+        evaluated = run.agent.act_single(run.normalizer(torch.as_tensor(states))).numpy()
     from_file = read_back(exported.path, fmt)(states.astype(np.float32))
     assert from_file.shape == evaluated.shape == (STATES, 2)
     assert np.abs(from_file - evaluated).max() <= 1e-5

@@ -78,7 +78,7 @@ def test_drawn_rollout_is_what_the_env_does(runs):
     visited, total = [obs], 0.0
     for _ in range(len(path) - 1):
         with torch.no_grad():
-            action = run.agent.act(run.normalizer(torch.as_tensor(obs[None])))[0].numpy()
+            action = run.agent.act_single(run.normalizer(torch.as_tensor(obs[None])))[0].numpy()
         obs, r, terminated, truncated, _ = env.step(action)
         visited.append(obs)
         total += r

@@ -176,19 +176,20 @@ def test_seed_groups_hold_only_unfinished_seeds_in_the_sweeps_order(tmp_path):
     leave(pick(runs, "a-v0", "LOM", 2), CHECKPOINT_NAME)
     to_train = [r for r in runs if local_decision(r) is not Decision.SKIP]
     groups = [(p.runs[0].dataset, p.runs[0].agent, [r.seed for r in p.runs]) for p in group_seeds(to_train, 2)]
-    # seeds 1 and 3 of a-v0 LOM are in no process; each process takes the place of its first run
-    assert groups == [("a-v0", "LOM", [0, 2]), ("a-v0", "BC", [0, 1]), ("b-v0", "LOM", [0, 1]), ("b-v0", "BC", [0, 1]),
-                      ("a-v0", "BC", [2, 3]), ("b-v0", "LOM", [2, 3]), ("b-v0", "BC", [2, 3]), ("a-v0", "LOM", [4]),
+    # seeds 1 and 3 of a-v0 LOM are in no process; seed 2, which resumes from its checkpoint, trains apart from the
+    # seeds that start afresh (a process trains its seeds in step); each process takes the place of its first run
+    assert groups == [("a-v0", "LOM", [0, 4]), ("a-v0", "BC", [0, 1]), ("b-v0", "LOM", [0, 1]), ("b-v0", "BC", [0, 1]),
+                      ("a-v0", "LOM", [2]), ("a-v0", "BC", [2, 3]), ("b-v0", "LOM", [2, 3]), ("b-v0", "BC", [2, 3]),
                       ("a-v0", "BC", [4]), ("b-v0", "LOM", [4]), ("b-v0", "BC", [4])]
-    # all seeds in one process: one process per dataset × agent; one seed per process: the sweep's own order
-    assert [len(p.runs) for p in group_seeds(to_train, 5)] == [3, 5, 5, 5]
+    # all seeds in one process: one process per dataset × agent and start/resume; one seed per process: the
+    # sweep's own order
+    assert [len(p.runs) for p in group_seeds(to_train, 5)] == [2, 5, 5, 5, 1]
     assert [p.runs[0] for p in group_seeds(to_train, 1)] == to_train
-    # The process resumes each seed from its own folder: seed 2 from its checkpoint, seed 0 from scratch.
     first = group_seeds(to_train, 2)[0]
-    assert [local_decision(r) for r in first.runs] == [Decision.START, Decision.RESUME]
+    assert [local_decision(r) for r in first.runs] == [Decision.START, Decision.START]
     command = train_command(s, first.runs, "cpu")
-    assert command[command.index("--seeds") + 1] == "0,2" and "--seed" not in command and "--resume" in command
-    assert first.name == "a-v0 LOM seeds 0,2"
+    assert command[command.index("--seeds") + 1] == "0,4" and "--seed" not in command and "--resume" in command
+    assert first.name == "a-v0 LOM seeds 0,4"
 
 
 def test_commands_per_agent_and_slot(tmp_path):
@@ -217,11 +218,13 @@ def test_gpu_slots_interleave_the_gpus(tmp_path):
     assert settings(tmp_path, DEVICE="cpu", CUDA_VISIBLE_DEVICES="0").slots == ("cpu", "cpu")
 
 
-def test_one_seed_per_process_by_default_on_the_cpu_and_on_a_gpu(tmp_path):
+def test_one_seed_per_process_on_the_cpu_and_all_seeds_on_a_gpu_by_default(tmp_path):
     assert settings(tmp_path).seeds_per_process == 1
+    assert settings(tmp_path, FAKE_SEEDS="1").seeds_per_process == 1
+    assert settings(tmp_path, DEVICE="auto", CUDA_VISIBLE_DEVICES="0", FAKE_SEEDS="1").seeds_per_process == 3
+    # A train script without --seeds trains one seed per process on a GPU too, unless SEEDS_PER_PROCESS asks more.
     assert settings(tmp_path, DEVICE="auto", CUDA_VISIBLE_DEVICES="0").seeds_per_process == 1
-    # The GPU default becomes "all" once train.py trains several seeds per process; the CPU's stays 1.
-    assert (sweep_settings.CPU_SEEDS_PER_PROCESS, sweep_settings.GPU_SEEDS_PER_PROCESS) == ("1", "1")
+    assert (sweep_settings.CPU_SEEDS_PER_PROCESS, sweep_settings.GPU_SEEDS_PER_PROCESS) == ("1", "all")
 
 
 def test_seeds_per_process_above_one_is_asked_of_the_train_script(tmp_path):
@@ -652,6 +655,25 @@ def test_tiny_real_sweep_end_to_end(tmp_path):
         assert again.returncode == 0, again.stdout + again.stderr
         assert "summary: 0 done, 8 skipped" in again.stdout and "nothing to train" in again.stdout
         assert training_starts(log_path) == starts
+
+
+def test_real_sweep_with_all_seeds_in_one_process_per_agent(tmp_path):
+    """SEEDS_PER_PROCESS=all with the real train.py: one stacked process per agent, every seed its own finished
+    run, and a re-run trains nothing."""
+    log_path = tmp_path / "runs"
+    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "DRY_RUN", "TRAIN_SCRIPT")}
+    env.update(PYTHON=sys.executable, LOG_PATH=str(log_path), DEVICE="cpu", JOBS="2", SEEDS_PER_PROCESS="all",
+               DATASETS="multimodal-fork-v0", SEEDS="0 1 2", AGENTS="LOM IQL", STEPS="4", GMM_STEPS="4",
+               EVAL_EVERY="2", EVAL_EPISODES="1", LOM_CACHE_DIR=str(tmp_path / "cache"))
+    first = sweep(env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "up to 3 seeds per process" in first.stdout and "start multimodal-fork-v0 LOM seeds 0,1,2" in first.stdout
+    assert "summary: 6 done, 0 skipped (already finished), 0 failed, of 6" in first.stdout
+    assert len(list(log_path.rglob("results.json"))) == 6
+    starts = training_starts(log_path)
+    again = sweep(env)
+    assert again.returncode == 0 and "summary: 0 done, 6 skipped" in again.stdout, again.stdout + again.stderr
+    assert training_starts(log_path) == starts
 
 
 def first_table(markdown: str) -> list[str]:

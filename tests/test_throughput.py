@@ -63,11 +63,13 @@ def test_fast_step_gives_the_same_losses_as_the_plain_step(critic, mode_net):
 
 def test_q_over_many_actions_per_state_equals_scoring_every_row():
     torch.manual_seed(0)
-    q = QEnsemble(obs_dim=5, act_dim=3, members=3)
     states, m = 700, 7  # 4,900 rows: several CPU blocks, the last one partial
-    obs, actions = torch.randn(states, 5), torch.rand(states, m, 3) * 2 - 1
-    rows = q(obs.repeat_interleave(m, dim=0), actions.reshape(-1, 3)).view(3, states, m)
-    assert torch.allclose(q.over_actions(obs, actions), rows, atol=1e-5)
+    for seeds in (1, 2):  # one seed (torch's generator), and two stacked seeds with their own weights
+        generators = None if seeds == 1 else [torch.Generator().manual_seed(s) for s in range(seeds)]
+        q = QEnsemble(obs_dim=5, act_dim=3, members=3, generators=generators)
+        obs, actions = torch.randn(seeds, states, 5), torch.rand(seeds, states, m, 3) * 2 - 1
+        rows = q(obs.repeat_interleave(m, dim=1), actions.reshape(seeds, -1, 3)).view(seeds, 3, states, m)
+        assert torch.allclose(q.over_actions(obs, actions), rows, atol=1e-5)
 
 
 def test_one_hot_mode_value_is_the_mlp_on_state_and_one_hot_code():
@@ -75,10 +77,11 @@ def test_one_hot_mode_value_is_the_mlp_on_state_and_one_hot_code():
     included."""
     torch.manual_seed(0)
     net = OneHotModeValue(obs_dim=4, components=5)
-    obs = torch.randn(32, 4)
-    inputs = torch.cat([obs.repeat_interleave(5, dim=0), torch.eye(5).repeat(32, 1)], dim=1)
-    plain = net.net(inputs).view(32, 5)
+    obs = torch.randn(1, 32, 4)  # one seed: (S, B, O)
+    inputs = torch.cat([obs.repeat_interleave(5, dim=1), torch.eye(5).repeat(32, 1).unsqueeze(0)], dim=-1)
+    plain = net.net(inputs).view(1, 32, 5)
     fast = net(obs)
+    assert fast.shape == (1, 32, 5)
     assert torch.allclose(fast, plain, atol=1e-5)
     fast_grads = torch.autograd.grad(fast.square().sum(), list(net.parameters()))
     plain_grads = torch.autograd.grad(plain.square().sum(), list(net.parameters()))
@@ -98,19 +101,21 @@ def test_multihead_and_onehot_mode_values_select_the_same_mode_on_the_fork():
     best_mode_action = means[:, 0]  # gap 0 is the best gap
 
     def fixed_critic(obs_idx: torch.Tensor):
-        return lambda obs, actions: -(actions - best_mode_action[obs_idx].unsqueeze(1)).square().sum(-1)
+        # actions (S, B, M, A) -> values (S, B, M), as the agent's action_values
+        return lambda obs, actions: -(actions - best_mode_action[obs_idx].unsqueeze(2)).square().sum(-1)
 
     picks = {}
     for mode_net in ("multihead", "onehot"):
         torch.manual_seed(0)
         agent = LOMAgent(2, 2, config(mode_net=mode_net, num_components=3))
-        agent.behaviour = lambda batch: (means[batch.idx], stds[batch.idx], torch.zeros(len(batch.idx), 3))
+        # batch.idx is (S, B): the behaviour is (S, B, N, A) and (S, B, N).
+        agent.behaviour = lambda batch: (means[batch.idx], stds[batch.idx], torch.zeros(*batch.idx.shape, 3))
         for _ in range(300):
-            batch = data.sample(256)
+            batch = data.sample(agent.rng, 256)
             agent.action_values = fixed_critic(batch.idx)
             agent.update_mode_value(batch)
         with torch.no_grad():
-            picks[mode_net] = agent.mode_value(data.obs).argmax(dim=-1)
+            picks[mode_net] = agent.mode_value(data.obs.unsqueeze(0)).argmax(dim=-1).squeeze(0)
     # States where two modes act alike have no single answer; judge only where the best mode stands apart.
     gap = (means[:, 1:] - means[:, :1]).square().sum(-1).min(dim=1).values
     distinct = gap > 0.1
@@ -142,4 +147,5 @@ def test_benchmark_loops_run_on_a_small_dataset(critic, monkeypatch):
     plan = bench.Plan(warmup=1, repeats=2, gmm_steps=2, lom_steps=2, eval_repeats=0)
     row = bench.compare("lom", "test", ours.train_step, reference.train_step, plan, 2, torch.device("cpu"))
     assert row.ours > 0 and row.reference > 0 and row.ratio == row.ours / row.reference
-    assert all(math.isfinite(v) for v in ours.window.take_means().values())
+    means = ours.window.take_means()  # one dict per seed: this agent has one
+    assert len(means) == 1 and means[0] and all(math.isfinite(v) for v in means[0].values())

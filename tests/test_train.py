@@ -214,7 +214,7 @@ def test_a_gmm_path_mixture_is_frozen_and_cached_as_after_pretraining(env, tmp_p
                                   gmm_path=str(run_dir_of(first, env) / "gmm.pt")))
     trainer.prepare(*trainer.load_checked_data())
     agent = trainer.agent
-    assert trainer.progress.phase == "train" and agent.behaviour_cache is not None
+    assert trainer.phase == "train" and agent.behaviour_cache is not None
     assert not any(p.requires_grad for p in agent.gmm.parameters())
 
 

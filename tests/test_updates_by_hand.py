@@ -5,6 +5,11 @@ The reference side never calls the code under test: it reads the parameters, run
 (plain tensor algebra), takes gradients with autograd and applies Adam's first step, p − lr·g / (|g| + ε) (after
 one step Adam's bias-corrected moments are g and g²). Noise is the global generator's next draws after a
 `torch.manual_seed`, in the order the method needs it.
+
+Every network, batch and loss has the seed axis first (lom/seeds.py); the agents here are built without `seeds=`,
+so S = 1, and the reference side keeps that axis throughout: batches (S, B, ...), layer weights (S, in, out) and
+biases (S, 1, out) (a Q ensemble's (S, K, in, out) and (S, K, 1, out)), each loss one seed's own mean, (S,), its
+gradient that of the sum over seeds.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from lom.agents.td3bc import TD3BCAgent
 from lom.batches import DeviceDataset, ObservationNormalizer
 from lom.config import BCHyperParams, IQLHyperParams, TD3BCHyperParams
 from lom.data.types import Transitions
+from lom.seeds import SeedStreams
 from explicit_config import explicit_config
 
 OBS, ACT, ROWS, HIDDEN = 3, 2, 6, (8, 8)
@@ -41,25 +47,25 @@ def frozen(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def dense(p: dict, x: torch.Tensor, prefix: str = "") -> torch.Tensor:
-    """An MLP of Linear layers (weight (out, in)) named <prefix>0, <prefix>2, ... with ReLU between them."""
-    layers = sorted(int(k[len(prefix):].split(".")[0]) for k in p if k.startswith(prefix) and k.endswith("weight"))
-    for i, n in enumerate(layers):
-        x = x @ p[f"{prefix}{n}.weight"].T + p[f"{prefix}{n}.bias"]
-        x = x.clamp(min=0) if i < len(layers) - 1 else x
+    """One MLP per seed, layers <prefix>layers.0, <prefix>layers.1, ... (weight (S, in, out), bias (S, 1, out)) with
+    ReLU between them: x (S, B, in) -> (S, B, out)."""
+    i = 0
+    while f"{prefix}layers.{i}.weight" in p:
+        x = x.clamp(min=0) if i else x
+        x = x @ p[f"{prefix}layers.{i}.weight"] + p[f"{prefix}layers.{i}.bias"]
+        i += 1
     return x
 
 
 def q_members(p: dict, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-    """Q_k(s, a) of every member of a QEnsemble's parameters (weights (K, in, out)), shape (K, B)."""
-    out = []
-    for k in range(p["net.layers.0.weight"].shape[0]):
-        x, i = torch.cat([obs, act], -1), 0
-        while f"net.layers.{i}.weight" in p:
-            x = x.clamp(min=0) if i else x
-            x = x @ p[f"net.layers.{i}.weight"][k] + p[f"net.layers.{i}.bias"][k, 0]
-            i += 1
-        out.append(x[:, 0])
-    return torch.stack(out)
+    """Q_k(s, a) of every member of a QEnsemble's parameters (weights (S, K, in, out), biases (S, K, 1, out)) at
+    obs (S, B, O), act (S, B, A): shape (S, K, B)."""
+    x, i = torch.cat([obs, act], -1).unsqueeze(1), 0  # (S, 1, B, in): the same rows for every member
+    while f"net.layers.{i}.weight" in p:
+        x = x.clamp(min=0) if i else x
+        x = x @ p[f"net.layers.{i}.weight"] + p[f"net.layers.{i}.bias"]
+        i += 1
+    return x[..., 0]
 
 
 def gaussian_log_prob(mean, log_std, act) -> torch.Tensor:
@@ -68,12 +74,13 @@ def gaussian_log_prob(mean, log_std, act) -> torch.Tensor:
 
 
 def mixture(p: dict, obs: torch.Tensor, n: int):
-    """Means (B, N, A) = tanh(out), clamped to ±0.9999; stds = exp(log-std clamped to [−15, 0]); log-weights =
-    log softmax(logits). The output row holds the N·A means, then the N·A log-stds, then the N logits."""
+    """Means (S, B, N, A) = tanh(out), clamped to ±0.9999; stds = exp(log-std clamped to [−15, 0]); log-weights
+    (S, B, N) = log softmax(logits). The output row holds the N·A means, then the N·A log-stds, then the N logits."""
     out = dense(p, obs, "net.")
-    means = out[:, : n * ACT].tanh().clamp(-0.9999, 0.9999).reshape(-1, n, ACT)
-    stds = out[:, n * ACT: 2 * n * ACT].clamp(-15.0, 0.0).exp().reshape(-1, n, ACT)
-    return means, stds, torch.log_softmax(out[:, 2 * n * ACT:], -1)
+    rows = out.shape[:-1]
+    means = out[..., : n * ACT].tanh().clamp(-0.9999, 0.9999).reshape(*rows, n, ACT)
+    stds = out[..., n * ACT: 2 * n * ACT].clamp(-15.0, 0.0).exp().reshape(*rows, n, ACT)
+    return means, stds, torch.log_softmax(out[..., 2 * n * ACT:], -1)
 
 
 def adam_step(p: torch.Tensor, grad: torch.Tensor, lr: float) -> torch.Tensor:
@@ -117,7 +124,8 @@ def dataset() -> DeviceDataset:
 
 
 def whole_batch(data: DeviceDataset):
-    return data.gather(torch.arange(ROWS))
+    """All six rows as the one seed's batch: fields (1, ROWS, ...)."""
+    return data.gather(torch.arange(ROWS)[None])
 
 
 @torch.no_grad()
@@ -129,9 +137,10 @@ def shift(module: torch.nn.Module, scale: float = 0.3, seed: int = 99):
 
 
 @torch.no_grad()
-def centre_value_on(v_last: torch.nn.Linear, v_now: torch.Tensor, q: torch.Tensor):
-    """Shift V's output bias so that the residuals q − V(s) have median 0: they take both signs."""
-    v_last.bias.add_((q - v_now).median())
+def centre_value_on(v_last: torch.nn.Module, v_now: torch.Tensor, q: torch.Tensor):
+    """Shift V's output bias (S, 1, 1) so that each seed's residuals q − V(s) (S, B) have median 0: they take both
+    signs."""
+    v_last.bias.add_((q - v_now).median(dim=-1, keepdim=True).values[..., None])
 
 
 def config(agent: str = "LOM", **overrides):
@@ -148,19 +157,19 @@ def test_expectile_critic_fits_v_to_the_upper_expectile_of_the_target_q_and_q_to
     critic = ExpectileCritic(OBS, ACT, members=2, expectile=expectile, discount=GAMMA, tau=TAU, lr=LR, hidden=HIDDEN)
     shift(critic.q_target)
     target_before = frozen(critic.q_target)
-    q_bar = q_members(target_before, batch.obs, batch.act).min(0).values
-    centre_value_on(critic.v[-1], dense(frozen(critic.v), batch.obs)[:, 0], q_bar)
+    q_bar = q_members(target_before, batch.obs, batch.act).min(1).values
+    centre_value_on(critic.v.layers[-1], dense(frozen(critic.v), batch.obs)[..., 0], q_bar)
     ref_q, ref_v = leaves(critic.q), leaves(critic.v)
 
-    u = q_bar - dense(ref_v, batch.obs)[:, 0]
+    u = q_bar - dense(ref_v, batch.obs)[..., 0]
     assert (u > 0).any() and (u < 0).any()
-    v_loss = (torch.where(u > 0, expectile, 1 - expectile) * u**2).mean()
+    v_loss = (torch.where(u > 0, expectile, 1 - expectile) * u**2).mean(-1)
     with torch.no_grad():
-        y = batch.rew + GAMMA * (1 - torch.tensor(DONE)) * dense(ref_v, batch.next_obs)[:, 0]
-    q_loss = ((q_members(ref_q, batch.obs, batch.act) - y) ** 2).mean(1).sum()
-    (v_loss + q_loss).backward()
+        y = batch.rew + GAMMA * (1 - torch.tensor(DONE)) * dense(ref_v, batch.next_obs)[..., 0]
+    q_loss = ((q_members(ref_q, batch.obs, batch.act) - y[:, None]) ** 2).mean(-1).sum(1)
+    (v_loss + q_loss).sum().backward()
 
-    losses = critic.update(batch)
+    losses = critic.update(batch, SeedStreams())
     assert losses["critic/v_loss"].item() == pytest.approx(v_loss.item(), rel=1e-5)
     assert losses["critic/q_loss"].item() == pytest.approx(q_loss.item(), rel=1e-5)
     assert_stepped(critic.q, ref_q, LR)
@@ -178,20 +187,20 @@ def test_sarsa_critic_bootstraps_from_the_datasets_next_action_with_clipped_nois
     target_before, ref_q = frozen(critic.q_target), leaves(critic.q)
 
     torch.manual_seed(5)
-    noise = sigma * torch.randn(ROWS, ACT)
+    noise = sigma * torch.randn(1, ROWS, ACT)
     assert (noise.abs() > 0.5).any()
     next_act = batch.next_act + noise.clamp(-0.5, 0.5)
     assert (next_act.abs() > 1).any()
-    next_q = q_members(target_before, batch.next_obs, next_act.clamp(-1, 1)).min(0).values
+    next_q = q_members(target_before, batch.next_obs, next_act.clamp(-1, 1)).min(1).values
     y = batch.rew + GAMMA * (1 - torch.tensor(DONE)) * next_q
-    loss = ((q_members(ref_q, batch.obs, batch.act) - y) ** 2).mean(1).sum()
-    loss.backward()
+    loss = ((q_members(ref_q, batch.obs, batch.act) - y[:, None]) ** 2).mean(-1).sum(1)
+    loss.sum().backward()
 
     torch.manual_seed(5)
-    assert critic.update(batch)["critic/q_loss"].item() == pytest.approx(loss.item(), rel=1e-5)
+    assert critic.update(batch, SeedStreams())["critic/q_loss"].item() == pytest.approx(loss.item(), rel=1e-5)
     assert_stepped(critic.q, ref_q, LR)
     assert_unchanged(critic.q_target, target_before)  # the 1st update leaves the targets alone
-    critic.update(batch)
+    critic.update(batch, SeedStreams())
     assert_polyak(critic.q_target, target_before, critic.q)
 
 
@@ -204,20 +213,20 @@ def test_iql_actor_weights_log_likelihood_by_clipped_exp_of_beta_times_q_minus_v
     hp = IQLHyperParams(beta=20.0, weight_clip=3.0, lr=LR)  # exp(β·A) passes C for A > 0.055
     agent = IQLAgent(OBS, ACT, config("IQL"), hp)
     shift(agent.critic.q_target)
-    q_bar = q_members(frozen(agent.critic.q_target), batch.obs, batch.act).min(0).values
-    centre_value_on(agent.critic.v[-1], dense(frozen(agent.critic.v), batch.obs)[:, 0], q_bar)
+    q_bar = q_members(frozen(agent.critic.q_target), batch.obs, batch.act).min(1).values
+    centre_value_on(agent.critic.v.layers[-1], dense(frozen(agent.critic.v), batch.obs)[..., 0], q_bar)
     critic_before, ref = frozen(agent.critic), leaves(agent.actor)
 
-    advantage = q_bar - dense(frozen(agent.critic.v), batch.obs)[:, 0]
+    advantage = q_bar - dense(frozen(agent.critic.v), batch.obs)[..., 0]
     assert (hp.beta * advantage > math.log(hp.weight_clip)).any() and (advantage < 0).any()
     weight = torch.exp(hp.beta * advantage).clamp(max=hp.weight_clip)
     log_prob = gaussian_log_prob(dense(ref, batch.obs, "net.").tanh(), ref["log_std"], batch.act)
-    loss = -(weight * log_prob).mean()
-    loss.backward()
+    loss = -(weight * log_prob).mean(-1)
+    loss.sum().backward()
 
     losses = agent.update_actor(batch)
     assert losses["actor/loss"].item() == pytest.approx(loss.item(), rel=1e-5)
-    assert losses["actor/weight"].item() == pytest.approx(weight.mean().item(), rel=1e-5)
+    assert losses["actor/weight"].item() == pytest.approx(weight.mean(-1).item(), rel=1e-5)
     assert_stepped(agent.actor, ref, LR)
     assert_unchanged(agent.critic, critic_before)
     assert agent.optimizers["actor"].param_groups[0]["lr"] == pytest.approx(LR * (1 + math.cos(math.pi / 10)) / 2)
@@ -239,14 +248,14 @@ def test_td3bc_critic_bootstraps_from_the_target_actor_with_clipped_noise_and_ma
     target_q, target_actor, ref_q = frozen(agent.q_target), frozen(agent.actor_target), leaves(agent.q)
 
     torch.manual_seed(5)
-    noise = hp.policy_noise * torch.randn(ROWS, ACT)
+    noise = hp.policy_noise * torch.randn(1, ROWS, ACT)
     assert (noise.abs() > hp.noise_clip).any()
     next_act = dense(target_actor, batch.next_obs, "net.").tanh() + noise.clamp(-hp.noise_clip, hp.noise_clip)
     assert (next_act.abs() > 1).any()
-    next_q = q_members(target_q, batch.next_obs, next_act.clamp(-1, 1)).min(0).values
+    next_q = q_members(target_q, batch.next_obs, next_act.clamp(-1, 1)).min(1).values
     y = batch.rew + GAMMA * (1 - torch.tensor(DONE)) * next_q
-    loss = ((q_members(ref_q, batch.obs, batch.act) - y) ** 2).mean(1).sum()
-    loss.backward()
+    loss = ((q_members(ref_q, batch.obs, batch.act) - y[:, None]) ** 2).mean(-1).sum(1)
+    loss.sum().backward()
 
     torch.manual_seed(5)
     assert agent.update_critic(batch)["critic/q_loss"].item() == pytest.approx(loss.item(), rel=1e-5)
@@ -259,10 +268,10 @@ def test_td3bc_actor_maximises_q_scaled_by_alpha_over_mean_abs_q_plus_behaviour_
     agent, batch = td3bc_agent(hp), whole_batch(dataset())
     critic_before, ref = frozen(agent.q), leaves(agent.actor)
     pi = dense(ref, batch.obs, "net.").tanh()
-    q = q_members(frozen(agent.q), batch.obs, pi)[0]
-    lam = hp.alpha / q.abs().mean().detach()
-    loss = -lam * q.mean() + ((pi - batch.act) ** 2).mean()
-    loss.backward()
+    q = q_members(frozen(agent.q), batch.obs, pi)[:, 0]  # the first member's, (S, B)
+    lam = hp.alpha / q.abs().mean(-1).detach()
+    loss = -lam * q.mean(-1) + ((pi - batch.act) ** 2).mean((1, 2))
+    loss.sum().backward()
 
     assert agent.update_actor(batch)["actor/loss"].item() == pytest.approx(loss.item(), rel=1e-5)
     assert_stepped(agent.actor, ref, LR)
@@ -281,7 +290,7 @@ def test_td3bc_updates_actor_and_targets_every_2nd_step_only():
                 assert_unchanged(module, before)
         else:
             assert "actor/loss" in losses
-            assert not torch.equal(agent.actor.net[0].weight.detach(), actor["net.0.weight"])
+            assert not torch.equal(agent.actor.net.layers[0].weight.detach(), actor["net.layers.0.weight"])
             assert_polyak(agent.q_target, target_q, agent.q)
             assert_polyak(agent.actor_target, target_actor, agent.actor)
 
@@ -293,12 +302,12 @@ def test_bc_maximises_the_gaussian_log_likelihood_of_the_datasets_actions():
     data = dataset()
     agent = BCAgent(OBS, ACT, config("BC"), BCHyperParams(lr=LR, batch_size=4))
     with torch.no_grad():
-        agent.actor.log_std.copy_(torch.tensor([-0.5, 0.3]))
+        agent.actor.log_std.copy_(torch.tensor([[[-0.5, 0.3]]]))  # (S, 1, A)
     ref = leaves(agent.actor)
     torch.manual_seed(3)
-    batch = data.gather(torch.randint(ROWS, (4,)))
-    loss = -gaussian_log_prob(dense(ref, batch.obs, "net.").tanh(), ref["log_std"], batch.act).mean()
-    loss.backward()
+    batch = data.gather(torch.randint(ROWS, (1, 4)))
+    loss = -gaussian_log_prob(dense(ref, batch.obs, "net.").tanh(), ref["log_std"], batch.act).mean(-1)
+    loss.sum().backward()
 
     torch.manual_seed(3)
     assert agent.train_step(data)["actor/nll"].item() == pytest.approx(loss.item(), rel=1e-5)
@@ -325,13 +334,13 @@ def test_lom_mixture_pretraining_minimises_the_mixtures_negative_log_likelihood(
     agent = LOMAgent(OBS, ACT, config(num_components=N, gmm_batch_size=5))
     ref = leaves(agent.gmm)
     torch.manual_seed(3)
-    idx = torch.randint(ROWS, (5,))
-    obs, act = data.obs[idx], data.act[idx]
+    idx = torch.randint(ROWS, (1, 5))
+    obs, act = data.obs[idx], data.act[idx]  # (S, B, ...)
     means, stds, log_w = mixture(ref, obs, N)
-    assert (dense(frozen(agent.gmm), obs, "net.")[:, N * ACT: 2 * N * ACT] > 0).any()  # the log-std clamp acts
-    log_n = (-(act[:, None] - means) ** 2 / (2 * stds**2) - stds.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
-    loss = -torch.logsumexp(log_w + log_n, -1).mean()
-    loss.backward()
+    assert (dense(frozen(agent.gmm), obs, "net.")[..., N * ACT: 2 * N * ACT] > 0).any()  # the log-std clamp acts
+    log_n = (-(act[..., None, :] - means) ** 2 / (2 * stds**2) - stds.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+    loss = -torch.logsumexp(log_w + log_n, -1).mean(-1)
+    loss.sum().backward()
 
     torch.manual_seed(3)
     assert agent.pretrain_step(data)["gmm/nll"].item() == pytest.approx(loss.item(), rel=1e-5)
@@ -339,11 +348,12 @@ def test_lom_mixture_pretraining_minimises_the_mixtures_negative_log_likelihood(
 
 
 def mode_values(p: dict, obs: torch.Tensor, mode_net: str) -> torch.Tensor:
-    """Q_mode(s, k), (B, N): one output per component, or the one-hot form MLP([s, one-hot(k)])."""
+    """Q_mode(s, k), (S, B, N): one output per component, or the one-hot form MLP([s, one-hot(k)])."""
     if mode_net == "multihead":
         return dense(p, obs, "net.")
-    rows = torch.cat([obs.repeat_interleave(N, 0), torch.eye(N).repeat(len(obs), 1)], -1)
-    return dense(p, rows, "net.").view(len(obs), N)
+    seeds, states = obs.shape[:2]
+    rows = torch.cat([obs.repeat_interleave(N, 1), torch.eye(N).repeat(seeds, states, 1)], -1)
+    return dense(p, rows, "net.").view(seeds, states, N)
 
 
 @pytest.mark.parametrize("mode_net", ["multihead", "onehot"])
@@ -354,10 +364,10 @@ def test_lom_mode_value_regresses_on_the_target_q_of_an_action_drawn_from_each_c
     means, stds, _ = mixture(frozen(agent.gmm), batch.obs, N)
     target_q, ref = frozen(agent.critic.q_target), leaves(agent.mode_value)
     torch.manual_seed(11)
-    actions = (means + stds * torch.randn(ROWS, N, ACT)).clamp(-1, 1)
-    target = torch.stack([q_members(target_q, batch.obs, actions[:, k]).min(0).values for k in range(N)], 1)
-    loss = ((mode_values(ref, batch.obs, mode_net) - target) ** 2).mean()
-    loss.backward()
+    actions = (means + stds * torch.randn(1, ROWS, N, ACT)).clamp(-1, 1)
+    target = torch.stack([q_members(target_q, batch.obs, actions[:, :, k]).min(1).values for k in range(N)], -1)
+    loss = ((mode_values(ref, batch.obs, mode_net) - target) ** 2).mean((1, 2))
+    loss.sum().backward()
 
     torch.manual_seed(11)
     assert agent.update_mode_value(batch)["mode_value/loss"].item() == pytest.approx(loss.item(), rel=1e-5)
@@ -376,41 +386,41 @@ def test_lom_actor_imitates_a_draw_from_the_best_supported_component_weighted_by
     with torch.no_grad():
         # Component 0 gets 1 % of the weight everywhere and the highest mode value everywhere: the floor must skip
         # it. Between components 1 and 2 the mode value decides, state by state.
-        logits = agent.gmm.net[-1]
-        logits.weight[2 * N * ACT:] = 0
-        logits.bias[2 * N * ACT:] = torch.tensor([math.log(0.01 / 0.99 * 2), 0.0, 0.0])
-        head = agent.mode_value.net[-1]
+        logits = agent.gmm.net.layers[-1]  # weight (S, in, out), bias (S, 1, out)
+        logits.weight[..., 2 * N * ACT:] = 0
+        logits.bias[..., 2 * N * ACT:] = torch.tensor([math.log(0.01 / 0.99 * 2), 0.0, 0.0])
+        head = agent.mode_value.net.layers[-1]
         q_mode = mode_values(frozen(agent.mode_value), batch.obs, "multihead")
-        head.bias[2] += (q_mode[:, 1] - q_mode[:, 2]).quantile(0.5)  # between two rows: no ties
-        head.bias[0] += 5.0
+        head.bias[..., 2] += (q_mode[..., 1] - q_mode[..., 2]).quantile(0.5, dim=-1, keepdim=True)  # no ties
+        head.bias[..., 0] += 5.0
     agent.finish_pretraining(data)
     means, stds, log_w = mixture(frozen(agent.gmm), batch.obs, N)
-    assert torch.allclose(log_w[:, 0].exp(), torch.tensor(0.01))
+    assert torch.allclose(log_w[..., 0].exp(), torch.tensor(0.01))
     q_mode = mode_values(frozen(agent.mode_value), batch.obs, "multihead")
-    assert (q_mode.argmax(1) == 0).all()
-    k = q_mode[:, 1:].argmax(1) + 1
+    assert (q_mode.argmax(-1) == 0).all()
+    k = q_mode[..., 1:].argmax(-1) + 1  # (S, B)
     assert (k == 1).any() and (k == 2).any()
-    rows = torch.arange(ROWS)
+    seeds, rows = torch.arange(1)[:, None], torch.arange(ROWS)
 
     target_q, ref = frozen(agent.critic.q_target), leaves(agent.actor)
     torch.manual_seed(13)
-    a_star = (means[rows, k] + stds[rows, k] * torch.randn(ROWS, ACT)).clamp(-1, 1)
-    a_star = (a_star + 0.3 * torch.randn(ROWS, ACT)).clamp(-1, 1)
+    a_star = (means[seeds, rows, k] + stds[seeds, rows, k] * torch.randn(1, ROWS, ACT)).clamp(-1, 1)
+    a_star = (a_star + 0.3 * torch.randn(1, ROWS, ACT)).clamp(-1, 1)
     pi = dense(ref, batch.obs, "net.").tanh()
-    q_star = q_members(target_q, batch.obs, a_star).min(0).values
+    q_star = q_members(target_q, batch.obs, a_star).min(1).values
     if baseline == "value":
-        gap = q_star - dense(frozen(agent.critic.v), batch.obs)[:, 0]
+        gap = q_star - dense(frozen(agent.critic.v), batch.obs)[..., 0]
     else:
-        gap = q_star - q_members(target_q, batch.obs, pi.detach()).min(0).values
+        gap = q_star - q_members(target_q, batch.obs, pi.detach()).min(1).values
     assert (20.0 * gap > math.log(3.0)).any() and (gap < 0).any()
     weight = torch.exp(20.0 * gap).clamp(max=3.0)
-    loss = (weight * ((pi - a_star) ** 2).mean(-1)).mean()
-    loss.backward()
+    loss = (weight * ((pi - a_star) ** 2).mean(-1)).mean(-1)
+    loss.sum().backward()
 
     torch.manual_seed(13)
     losses = agent.update_actor(batch)
     assert losses["actor/loss"].item() == pytest.approx(loss.item(), rel=1e-5)
-    assert losses["actor/weight"].item() == pytest.approx(weight.mean().item(), rel=1e-5)
+    assert losses["actor/weight"].item() == pytest.approx(weight.mean(-1).item(), rel=1e-5)
     assert_stepped(agent.actor, ref, LR)
 
 

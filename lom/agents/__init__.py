@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from lom.agents.base import Agent
 from lom.agents.bc import BCAgent
 from lom.agents.iql import IQLAgent
@@ -13,8 +15,10 @@ from lom.errors import LOMError
 AGENTS: dict[str, type[Agent]] = {"LOM": LOMAgent, "BC": BCAgent, "IQL": IQLAgent, "TD3BC": TD3BCAgent}
 
 
-def make_agent(cfg: TrainConfig, obs_dim: int, act_dim: int, capturable: bool = False) -> Agent:
-    """The agent `cfg` names; `capturable`: with optimisers a CUDA graph can replay (lom/graphs.py)."""
+def make_agent(cfg: TrainConfig, obs_dim: int, act_dim: int, capturable: bool = False,
+               seeds: Sequence[int] | None = None) -> Agent:
+    """The agent `cfg` names, as one stacked model of `seeds` (default: cfg.seed alone; lom/seeds.py);
+    `capturable`: with optimisers a CUDA graph can replay (lom/graphs.py)."""
     if cfg.agent not in AGENTS:
         raise LOMError(f"unknown agent {cfg.agent!r}: choose one of {', '.join(AGENTS)}")
-    return AGENTS[cfg.agent](obs_dim, act_dim, cfg, capturable=capturable)
+    return AGENTS[cfg.agent](obs_dim, act_dim, cfg, capturable=capturable, seeds=seeds or (cfg.seed,))

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from lom.batches import DeviceDataset
-from lom.networks import EnsembleMLP
+from lom.networks import EnsembleMLP, OneSeed
+from lom.seeds import SeedStreams
 
 Losses = dict[str, torch.Tensor]
 # Optimiser settings that choose how an update runs, not what it computes: a resumed run keeps its own.
@@ -19,16 +20,29 @@ class Agent(nn.Module):
     """An offline-RL agent: its networks are submodules, its optimisers live in `self.optimizers`.
 
     Loss names are "<network>/<loss>" so a non-finite value can be traced to the network that produced it.
-    Update steps return 0-d tensors without reading them, so the training loop never waits on the device.
+    Update steps return one value per seed, (S,) tensors, without reading them, so the training loop never waits
+    on the device. Every network has the seed axis first (lom/seeds.py); `self.rng` holds the seeds' streams and
+    follows the parameters to their device.
     """
 
     name: str = ""
     # Steps of a first phase trained before the main loop (LOM's behaviour model); 0 for agents without one.
     pretrain_steps: int = 0
 
-    def __init__(self):
+    def __init__(self, seeds=None):
         super().__init__()
+        self.rng = SeedStreams(seeds)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    @property
+    def seed_count(self) -> int:
+        return self.rng.count
+
+    def _apply(self, fn, recurse=True):
+        # .to(device) / .cuda() / .cpu(): the seeds' streams move with the parameters they train.
+        out = super()._apply(fn, recurse)
+        self.rng.to(next(self.parameters()).device)
+        return out
 
     def pretrain_step(self, data: DeviceDataset) -> Losses:
         raise NotImplementedError(f"{self.name} has no pre-training phase")
@@ -41,13 +55,18 @@ class Agent(nn.Module):
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor) -> torch.Tensor:
-        """Deterministic evaluation action for standardised states."""
+        """Deterministic evaluation action for standardised states, (S, B, O) -> (S, B, A)."""
         raise NotImplementedError
 
+    @torch.no_grad()
+    def act_single(self, obs: torch.Tensor) -> torch.Tensor:
+        """`act` of a one-seed agent (a run folder's, see lom.evaluate) for standardised states (B, O) -> (B, A)."""
+        return self.act(obs.unsqueeze(0)).squeeze(0)
+
     def policy_network(self) -> nn.Module:
-        """The network `act` evaluates, standardised states -> actions in [-1, 1]: what `lom.export` writes out.
-        Every agent here keeps it as `actor`."""
-        return self.actor
+        """The network `act` evaluates for a one-seed agent, standardised states (B, O) -> actions in [-1, 1]
+        (B, A): what `lom.export` writes out. Every agent here keeps it as `actor`."""
+        return OneSeed(self.actor)
 
     def hyperparameters(self) -> dict:
         return dataclasses.asdict(self.hp)
@@ -95,6 +114,7 @@ class CountsUpdates:
 
 
 def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One step on the seeds' losses (S,): their sum's gradient is, slice by slice, each seed's own."""
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    loss.sum().backward()
     optimizer.step()

@@ -8,21 +8,22 @@ from lom.agents.base import Agent, Losses, gradient_step
 from lom.batches import DeviceDataset
 from lom.config import BCHyperParams, TrainConfig
 from lom.networks import GaussianActor
+from lom.seeds import seed_mean
 
 
 class BCAgent(Agent):
     name = "BC"
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, hp: BCHyperParams = BCHyperParams(),
-                 capturable: bool = False):
-        super().__init__()
+                 capturable: bool = False, seeds=None):
+        super().__init__(seeds)
         self.hp = hp
-        self.actor = GaussianActor(obs_dim, act_dim, cfg.hidden)
+        self.actor = GaussianActor(obs_dim, act_dim, cfg.hidden, self.rng.init_generators)
         self.optimizers = {"actor": torch.optim.Adam(self.actor.parameters(), lr=hp.lr, capturable=capturable)}
 
     def train_step(self, data: DeviceDataset) -> Losses:
-        batch = data.sample(self.hp.batch_size)
-        nll = -self.actor.log_prob(batch.obs, batch.act).mean()
+        batch = data.sample(self.rng, self.hp.batch_size)
+        nll = -seed_mean(self.actor.log_prob(batch.obs, batch.act))
         gradient_step(self.optimizers["actor"], nll)
         return {"actor/nll": nll.detach()}
 

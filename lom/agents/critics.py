@@ -18,46 +18,50 @@ from torch import nn
 
 from lom.agents.base import CountsUpdates, Losses, gradient_step
 from lom.batches import Batch
-from lom.networks import QEnsemble, adam, mlp, polyak_update
+from lom.networks import Generators, QEnsemble, adam, mlp, polyak_update
+from lom.seeds import SeedStreams, seed_mean
 
 # Clip of the sarsa critic's target smoothing noise (TD3's convention, kept by the authors).
 SMOOTH_NOISE_CLIP = 0.5
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
-    """Asymmetric squared loss: |τ − 1(diff < 0)|·diff², averaged."""
+    """Asymmetric squared loss: |τ − 1(diff < 0)|·diff², averaged per seed: (S, B) -> (S,)."""
     weight = torch.where(diff < 0, 1.0 - expectile, expectile)
-    return (weight * diff.square()).mean()
+    return seed_mean(weight * diff.square())
 
 
 def ensemble_td_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Each member's mean squared TD error, summed over members (so each member learns at the single-net rate)."""
-    return (q - target.unsqueeze(0)).square().mean(dim=1).sum()
+    """Each member's mean squared TD error, summed over members (so each member learns at the single-net rate):
+    q (S, K, B), target (S, B) -> (S,)."""
+    return (q - target.unsqueeze(1)).square().mean(dim=2).sum(dim=1)
 
 
 class TargetEnsembleCritic(nn.Module):
     """A Q ensemble with a Polyak-averaged copy; the copy's minimum over members is the value others read."""
 
-    def __init__(self, obs_dim: int, act_dim: int, members: int, hidden):
+    def __init__(self, obs_dim: int, act_dim: int, members: int, hidden, generators: Generators = None):
         super().__init__()
-        self.q = QEnsemble(obs_dim, act_dim, members, hidden)
+        self.q = QEnsemble(obs_dim, act_dim, members, hidden, generators)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
 
     @torch.no_grad()
     def value(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        return self.q_target(obs, act).min(dim=0).values
+        """min_k Q̄_k(s, a), (S, B)."""
+        return self.q_target(obs, act).min(dim=1).values
 
     @torch.no_grad()
     def action_values(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """`value` of M actions per state, actions (B, M, A) -> (B, M)."""
-        return self.q_target.over_actions(obs, actions).min(dim=0).values
+        """`value` of M actions per state, actions (S, B, M, A) -> (S, B, M)."""
+        return self.q_target.over_actions(obs, actions).min(dim=1).values
 
 
 class ExpectileCritic(TargetEnsembleCritic):
     def __init__(self, obs_dim: int, act_dim: int, members: int, expectile: float, discount: float, tau: float,
-                 lr: float, hidden=(256, 256), fast: bool = True, capturable: bool = False):
-        super().__init__(obs_dim, act_dim, members, hidden)
-        self.v = mlp(obs_dim, hidden, 1)
+                 lr: float, hidden=(256, 256), fast: bool = True, capturable: bool = False,
+                 generators: Generators = None):
+        super().__init__(obs_dim, act_dim, members, hidden, generators)
+        self.v = mlp(obs_dim, hidden, 1, generators)
         self.expectile, self.discount, self.tau = expectile, discount, tau
         # V and Q losses touch disjoint parameters, so one Adam over both equals two separate ones.
         self.optimizer = adam([*self.q.parameters(), *self.v.parameters()], lr, "fused" if fast else "loop",
@@ -66,7 +70,7 @@ class ExpectileCritic(TargetEnsembleCritic):
     def state_value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.v(obs).squeeze(-1)
 
-    def update(self, batch: Batch) -> Losses:
+    def update(self, batch: Batch, rng: SeedStreams) -> Losses:
         with torch.no_grad():
             q_target = self.value(batch.obs, batch.act)
             td_target = batch.rew + self.discount * (1.0 - batch.done) * self.state_value(batch.next_obs)
@@ -79,8 +83,9 @@ class ExpectileCritic(TargetEnsembleCritic):
 
 class SarsaCritic(CountsUpdates, TargetEnsembleCritic):
     def __init__(self, obs_dim: int, act_dim: int, members: int, smooth_noise: float, discount: float, tau: float,
-                 lr: float, target_every: int = 2, hidden=(256, 256), fast: bool = True, capturable: bool = False):
-        super().__init__(obs_dim, act_dim, members, hidden)
+                 lr: float, target_every: int = 2, hidden=(256, 256), fast: bool = True, capturable: bool = False,
+                 generators: Generators = None):
+        super().__init__(obs_dim, act_dim, members, hidden, generators)
         self.smooth_noise, self.discount, self.tau, self.target_every = smooth_noise, discount, tau, target_every
         self.optimizer = adam(self.q.parameters(), lr, "fused" if fast else "loop", capturable)
 
@@ -88,9 +93,9 @@ class SarsaCritic(CountsUpdates, TargetEnsembleCritic):
     def period(self) -> int:
         return self.target_every
 
-    def update(self, batch: Batch) -> Losses:
+    def update(self, batch: Batch, rng: SeedStreams) -> Losses:
         with torch.no_grad():
-            noise = (torch.randn_like(batch.next_act) * self.smooth_noise).clamp(-SMOOTH_NOISE_CLIP, SMOOTH_NOISE_CLIP)
+            noise = (rng.normal_like(batch.next_act) * self.smooth_noise).clamp(-SMOOTH_NOISE_CLIP, SMOOTH_NOISE_CLIP)
             next_act = (batch.next_act + noise).clamp(-1.0, 1.0)
             td_target = batch.rew + self.discount * (1.0 - batch.done) * self.value(batch.next_obs, next_act)
         q_loss = ensemble_td_loss(self.q(batch.obs, batch.act), td_target)

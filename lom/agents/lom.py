@@ -13,15 +13,15 @@ import dataclasses
 import math
 
 import torch
-from torch.nn import functional as F
 
 from lom.agents.base import Agent, Losses, gradient_step
 from lom.agents.critics import ExpectileCritic, SarsaCritic
 from lom.batches import Batch, DeviceDataset
 from lom.config import TrainConfig
 from lom.errors import LOMError
-from lom.networks import (CPU_BLOCK_ROWS, MODE_VALUE_NETS, DeterministicActor, GaussianMixture, adam, gmm_log_prob,
-                          sample_components)
+from lom.networks import (CPU_BLOCK_ROWS, MODE_VALUE_NETS, DeterministicActor, GaussianMixture, Generators, adam,
+                          gmm_log_prob, sample_components)
+from lom.seeds import seed_mean
 
 # Rows per chunk when the frozen mixture is evaluated over the whole dataset on a GPU (on CPU: CPU_BLOCK_ROWS).
 BEHAVIOUR_CACHE_CHUNK = 65_536
@@ -31,31 +31,32 @@ BEHAVIOUR_CACHE_MAX_BYTES = 4 * 2**30
 GATE_CLOSED_WEIGHT = 1e-3
 
 
-def make_critic(cfg: TrainConfig, obs_dim: int, act_dim: int, fast: bool = True, capturable: bool = False):
+def make_critic(cfg: TrainConfig, obs_dim: int, act_dim: int, fast: bool = True, capturable: bool = False,
+                generators: Generators = None):
     hp = cfg.lom
     if cfg.critic == "expectile":
         return ExpectileCritic(obs_dim, act_dim, hp.num_critics, cfg.expectile, cfg.discount, cfg.tau, cfg.critic_lr,
-                               hidden=cfg.hidden, fast=fast, capturable=capturable)
+                               hidden=cfg.hidden, fast=fast, capturable=capturable, generators=generators)
     return SarsaCritic(obs_dim, act_dim, hp.num_critics, hp.smooth_noise, cfg.discount, cfg.tau, cfg.critic_lr,
-                       hidden=cfg.hidden, fast=fast, capturable=capturable)
+                       hidden=cfg.hidden, fast=fast, capturable=capturable, generators=generators)
 
 
 class LOMAgent(Agent):
     """`cache_behaviour` and `fast` switch off the two kinds of speed-ups (for tests and measurements): the frozen
     mixture's output cached per dataset row, and batched kernels (fused Adam; Q of many actions per state).
-    `capturable`: optimisers a CUDA graph can replay (lom/graphs.py)."""
+    `capturable`: optimisers a CUDA graph can replay (lom/graphs.py). `seeds`: the stacked seeds (lom/seeds.py)."""
 
     name = "LOM"
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, cache_behaviour: bool = True, fast: bool = True,
-                 capturable: bool = False):
-        super().__init__()
-        hp = cfg.lom
+                 capturable: bool = False, seeds=None):
+        super().__init__(seeds)
+        hp, gens = cfg.lom, self.rng.init_generators
         self.cfg, self.hp = cfg, hp
-        self.gmm = GaussianMixture(obs_dim, act_dim, hp.num_components, (cfg.gmm_hidden_width,) * 2)
-        self.critic = make_critic(cfg, obs_dim, act_dim, fast=fast, capturable=capturable)
-        self.mode_value = MODE_VALUE_NETS[cfg.mode_net](obs_dim, hp.num_components, cfg.hidden)
-        self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden)
+        self.gmm = GaussianMixture(obs_dim, act_dim, hp.num_components, (cfg.gmm_hidden_width,) * 2, gens)
+        self.critic = make_critic(cfg, obs_dim, act_dim, fast=fast, capturable=capturable, generators=gens)
+        self.mode_value = MODE_VALUE_NETS[cfg.mode_net](obs_dim, hp.num_components, cfg.hidden, gens)
+        self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden, gens)
         kernel = "fused" if fast else "loop"
         self.optimizers = {
             # foreach, not fused, for the mixture: bit-identical to plain Adam, and pre-training is chaotic enough
@@ -67,10 +68,11 @@ class LOMAgent(Agent):
         }
         self.pretrain_steps = cfg.gmm_steps
         self.cache_behaviour, self.fast = cache_behaviour, fast
-        # (rows, 2, N, A) and (rows, N): every dataset row's component means and stds, and log-weights, once the
-        # mixture is frozen.
+        # (S·rows, 2, N, A) and (S·rows, N): every dataset row's component means and stds, and log-weights, under
+        # each seed's mixture once it is frozen (seed s's rows first at s·rows).
         self.behaviour_cache: torch.Tensor | None = None
         self.log_weight_cache: torch.Tensor | None = None
+        self.cache_offsets: torch.Tensor | None = None
 
     def hyperparameters(self) -> dict:
         return {**dataclasses.asdict(self.hp), "critic": self.cfg.critic,
@@ -79,9 +81,12 @@ class LOMAgent(Agent):
 
     # -- phase 1: the behaviour mixture ------------------------------------------------------------------------
     def load_behaviour_model(self, state: dict) -> None:
-        """Use a mixture trained elsewhere (`--gmm_path`, e.g. another run's gmm.pt) and skip pre-training."""
+        """Use a mixture trained elsewhere (`--gmm_path`, e.g. another run's gmm.pt) and skip pre-training; one
+        mixture is every stacked seed's."""
         try:
-            self.gmm.load_state_dict(state["gmm"])
+            gmm = {name: w.expand(self.seed_count, *w.shape[1:]) if w.dim() and len(w) == 1 else w
+                   for name, w in state["gmm"].items()}
+            self.gmm.load_state_dict(gmm)
         except (KeyError, RuntimeError) as exc:
             raise LOMError(f"--gmm_path: not a behaviour mixture for this dataset, --num_components "
                            f"{self.hp.num_components} and --gmm_hidden_width {self.cfg.gmm_hidden_width} "
@@ -89,28 +94,30 @@ class LOMAgent(Agent):
         self.pretrain_steps = 0
 
     def pretrain_step(self, data: DeviceDataset) -> Losses:
-        idx = data.draw(self.cfg.gmm_batch_size)  # the mixture needs states and actions only: two gathers, not six
-        nll = -gmm_log_prob(*self.gmm(data.obs.index_select(0, idx)), data.act.index_select(0, idx)).mean()
+        idx = data.draw(self.rng, self.cfg.gmm_batch_size)  # the mixture needs states and actions: two gathers of six
+        nll = -seed_mean(gmm_log_prob(*self.gmm(data.rows(data.obs, idx)), data.rows(data.act, idx)))
         gradient_step(self.optimizers["gmm"], nll)
         return {"gmm/nll": nll.detach()}
 
     def finish_pretraining(self, data: DeviceDataset) -> None:
         """Freeze the mixture; it is fixed from here on, so its output for every dataset row can be computed once."""
         self.gmm.requires_grad_(False)
-        n, a = self.hp.num_components, data.act_dim
-        cache_bytes = len(data) * n * (2 * a + 1) * 4  # means, stds and log-weights, float32
+        n, a, seeds = self.hp.num_components, data.act_dim, self.seed_count
+        cache_bytes = seeds * len(data) * n * (2 * a + 1) * 4  # means, stds and log-weights, float32
         if not self.cache_behaviour or cache_bytes > BEHAVIOUR_CACHE_MAX_BYTES:
             self.behaviour_cache = self.log_weight_cache = None
             return
         chunk = CPU_BLOCK_ROWS if data.device.type == "cpu" else BEHAVIOUR_CACHE_CHUNK
-        cache = torch.empty(len(data), 2, n, a, device=data.device)
-        log_weights = torch.empty(len(data), n, device=data.device)
+        cache = torch.empty(seeds, len(data), 2, n, a, device=data.device)
+        log_weights = torch.empty(seeds, len(data), n, device=data.device)
         with torch.no_grad():
-            for rows, row_log_w, obs in zip(torch.split(cache, chunk), torch.split(log_weights, chunk),
+            for rows, row_log_w, obs in zip(torch.split(cache, chunk, dim=1), torch.split(log_weights, chunk, dim=1),
                                             torch.split(data.obs, chunk)):
-                means, stds, row_log_w[:] = self.gmm(obs)
-                rows[:, 0], rows[:, 1] = means, stds
-        self.behaviour_cache, self.log_weight_cache = cache, log_weights
+                means, stds, row_log_w[:] = self.gmm(obs.expand(seeds, *obs.shape))
+                rows[:, :, 0], rows[:, :, 1] = means, stds
+        self.behaviour_cache, self.log_weight_cache = cache.flatten(0, 1), log_weights.flatten(0, 1)
+        # Seed s's rows start at s·len(data) in the flattened caches.
+        self.cache_offsets = torch.arange(seeds, device=data.device).mul_(len(data)).unsqueeze(1)
 
     def share_behaviour(self, other: "LOMAgent") -> None:
         """Take over another agent's frozen mixture and its per-row caches, e.g. to try several critics after one
@@ -118,31 +125,33 @@ class LOMAgent(Agent):
         self.gmm.load_state_dict(other.gmm.state_dict())
         self.gmm.requires_grad_(False)
         self.behaviour_cache, self.log_weight_cache = other.behaviour_cache, other.log_weight_cache
+        self.cache_offsets = other.cache_offsets
 
     @torch.no_grad()
     def behaviour(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Means and stds (B, N, A) of every component at the batch's states, and their log-weights log w_k(s)
-        (B, N): how much of the behaviour at each state each component describes."""
+        """Means and stds (S, B, N, A) of every component at the batch's states, and their log-weights log w_k(s)
+        (S, B, N): how much of the behaviour at each state each component describes."""
         if self.behaviour_cache is not None:
-            return (*self.behaviour_cache.index_select(0, batch.idx).unbind(1),
-                    self.log_weight_cache.index_select(0, batch.idx))
+            rows = batch.idx + self.cache_offsets
+            return (*DeviceDataset.rows(self.behaviour_cache, rows).unbind(2),
+                    DeviceDataset.rows(self.log_weight_cache, rows))
         return self.gmm(batch.obs)
 
     def action_values(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """The critic's value of M actions per state, (B, M, A) -> (B, M); the plain path scores row by row."""
+        """The critic's value of M actions per state, (S, B, M, A) -> (S, B, M); the plain path scores row by row."""
         if self.fast:
             return self.critic.action_values(obs, actions)
-        b, m, a = actions.shape
-        states = obs.unsqueeze(1).expand(b, m, obs.shape[1]).reshape(b * m, -1)
-        return self.critic.value(states, actions.reshape(b * m, a)).view(b, m)
+        s, b, m, a = actions.shape
+        states = obs.unsqueeze(2).expand(s, b, m, obs.shape[-1]).reshape(s, b * m, -1)
+        return self.critic.value(states, actions.reshape(s, b * m, a)).view(s, b, m)
 
     # -- phase 2: critic, mode value, actor ----------------------------------------------------------------------
     def train_step(self, data: DeviceDataset) -> Losses:
         cfg = self.cfg
         critic_batch, mode_batch, actor_batch = data.sample_many(
-            (cfg.critic_batch_size, cfg.mode_batch_size, cfg.actor_batch_size)
+            self.rng, (cfg.critic_batch_size, cfg.mode_batch_size, cfg.actor_batch_size)
         )
-        losses = self.critic.update(critic_batch)
+        losses = self.critic.update(critic_batch, self.rng)
         losses.update(self.update_mode_value(mode_batch))
         losses.update(self.update_actor(actor_batch))
         return losses
@@ -150,8 +159,8 @@ class LOMAgent(Agent):
     def update_mode_value(self, batch: Batch) -> Losses:
         means, stds, _ = self.behaviour(batch)
         with torch.no_grad():
-            target = self.action_values(batch.obs, sample_components(means, stds, torch.randn_like(means)))
-        loss = F.mse_loss(self.mode_value(batch.obs), target)
+            target = self.action_values(batch.obs, sample_components(means, stds, self.rng.normal_like(means)))
+        loss = seed_mean((self.mode_value(batch.obs) - target).square())
         gradient_step(self.optimizers["mode_value"], loss)
         return {"mode_value/loss": loss.detach()}
 
@@ -170,35 +179,36 @@ class LOMAgent(Agent):
         whether k*(s) is also the component with the largest mixture weight at s."""
         means, stds, log_weights = self.behaviour(batch)
         k = self.best_component(batch.obs, log_weights)
-        rows = torch.arange(len(k), device=k.device)
-        a_star = sample_components(means[rows, k], stds[rows, k], torch.randn_like(means[:, 0]))
+        pick = k[..., None, None].expand(*k.shape, 1, means.shape[-1])  # (S, B, 1, A)
+        a_star = sample_components(means.gather(2, pick).squeeze(2), stds.gather(2, pick).squeeze(2),
+                                   self.rng.normal_like(means[:, :, 0]))
         if self.hp.ac_rand > 0:
-            a_star = (a_star + self.hp.ac_rand * torch.randn_like(a_star)).clamp(-1.0, 1.0)
+            a_star = (a_star + self.hp.ac_rand * self.rng.normal_like(a_star)).clamp(-1.0, 1.0)
         return a_star, k == log_weights.argmax(dim=-1)
 
     @torch.no_grad()
     def weight_gap(self, obs: torch.Tensor, a_star: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
         """Q(s, a*) − b(s), what the imitation weight exponentiates; b is V(s) or Q(s, π(s)) (`weight_baseline`)."""
         if self.cfg.weight_baseline == "value":
-            return self.action_values(obs, a_star.unsqueeze(1))[:, 0] - self.critic.state_value(obs)
-        q = self.action_values(obs, torch.stack([a_star, pi], dim=1))
-        return q[:, 0] - q[:, 1]
+            return self.action_values(obs, a_star.unsqueeze(2))[..., 0] - self.critic.state_value(obs)
+        q = self.action_values(obs, torch.stack([a_star, pi], dim=2))
+        return q[..., 0] - q[..., 1]
 
     def update_actor(self, batch: Batch) -> Losses:
         a_star, picks_heaviest = self.best_mode_action(batch)
         pi = self.actor(batch.obs)
         gap = self.weight_gap(batch.obs, a_star, pi.detach())
         weight = imitation_weight(gap, self.hp.beta, self.hp.weight_clip)
-        loss = (weight * (pi - a_star).square().mean(dim=-1)).mean()
+        loss = seed_mean(weight * (pi - a_star).square().mean(dim=-1))
         gradient_step(self.optimizers["actor"], loss)
         return {
             "actor/loss": loss.detach(),
-            "actor/weight": weight.mean(),
+            "actor/weight": seed_mean(weight),
             # How open the imitation gate is: a gap far below 0 leaves almost every weight near 0.
-            "actor/q_gap": gap.mean(),
-            "actor/weight_below_1e-3": (weight < GATE_CLOSED_WEIGHT).float().mean(),
-            "actor/weight_at_clip": (weight >= self.hp.weight_clip).float().mean(),
-            "actor/picks_heaviest": picks_heaviest.float().mean(),
+            "actor/q_gap": seed_mean(gap),
+            "actor/weight_below_1e-3": seed_mean((weight < GATE_CLOSED_WEIGHT).float()),
+            "actor/weight_at_clip": seed_mean((weight >= self.hp.weight_clip).float()),
+            "actor/picks_heaviest": seed_mean(picks_heaviest.float()),
         }
 
     @torch.no_grad()

@@ -6,25 +6,25 @@ from __future__ import annotations
 import copy
 
 import torch
-from torch.nn import functional as F
 
 from lom.agents.base import Agent, CountsUpdates, Losses, gradient_step
 from lom.agents.critics import ensemble_td_loss
 from lom.batches import Batch, DeviceDataset
 from lom.config import TD3BCHyperParams, TrainConfig
 from lom.networks import DeterministicActor, QEnsemble, polyak_update
+from lom.seeds import seed_mean
 
 
 class TD3BCAgent(CountsUpdates, Agent):
     name = "TD3BC"
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, hp: TD3BCHyperParams = TD3BCHyperParams(),
-                 capturable: bool = False):
-        super().__init__()
-        self.hp, self.discount, self.tau = hp, cfg.discount, cfg.tau
-        self.q = QEnsemble(obs_dim, act_dim, hp.num_critics, cfg.hidden)
+                 capturable: bool = False, seeds=None):
+        super().__init__(seeds)
+        self.hp, self.discount, self.tau, gens = hp, cfg.discount, cfg.tau, self.rng.init_generators
+        self.q = QEnsemble(obs_dim, act_dim, hp.num_critics, cfg.hidden, gens)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
-        self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden)
+        self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden, gens)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.optimizers = {
             "critic": torch.optim.Adam(self.q.parameters(), lr=hp.lr, capturable=capturable),
@@ -36,7 +36,7 @@ class TD3BCAgent(CountsUpdates, Agent):
         return self.hp.policy_delay
 
     def train_step(self, data: DeviceDataset) -> Losses:
-        batch = data.sample(self.hp.batch_size)
+        batch = data.sample(self.rng, self.hp.batch_size)
         losses = self.update_critic(batch)
         self.updates += 1
         if self.updates % self.hp.policy_delay == 0:
@@ -48,9 +48,9 @@ class TD3BCAgent(CountsUpdates, Agent):
     def update_critic(self, batch: Batch) -> Losses:
         hp = self.hp
         with torch.no_grad():
-            noise = (torch.randn_like(batch.act) * hp.policy_noise).clamp(-hp.noise_clip, hp.noise_clip)
+            noise = (self.rng.normal_like(batch.act) * hp.policy_noise).clamp(-hp.noise_clip, hp.noise_clip)
             next_act = (self.actor_target(batch.next_obs) + noise).clamp(-1.0, 1.0)
-            next_q = self.q_target(batch.next_obs, next_act).min(dim=0).values
+            next_q = self.q_target(batch.next_obs, next_act).min(dim=1).values
             td_target = batch.rew + self.discount * (1.0 - batch.done) * next_q
         loss = ensemble_td_loss(self.q(batch.obs, batch.act), td_target)
         gradient_step(self.optimizers["critic"], loss)
@@ -58,9 +58,9 @@ class TD3BCAgent(CountsUpdates, Agent):
 
     def update_actor(self, batch: Batch) -> Losses:
         pi = self.actor(batch.obs)
-        q = self.q(batch.obs, pi)[0]
-        lam = self.hp.alpha / q.abs().mean().detach()
-        loss = -lam * q.mean() + F.mse_loss(pi, batch.act)
+        q = self.q(batch.obs, pi)[:, 0]  # the first member's Q, (S, B)
+        lam = self.hp.alpha / q.abs().mean(dim=1).detach()
+        loss = -lam * q.mean(dim=1) + seed_mean((pi - batch.act).square())
         gradient_step(self.optimizers["actor"], loss)
         return {"actor/loss": loss.detach()}
 

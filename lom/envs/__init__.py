@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Sequence
 
 import gymnasium
 import numpy as np
@@ -34,14 +35,15 @@ def action_bounds(spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
         env.close()
 
 
-def make_vector_env(spec: DatasetSpec, num_envs: int, seed: int) -> gymnasium.vector.VectorEnv:
+def make_vector_env(spec: DatasetSpec, num_envs: int, seed: int | Sequence[int]) -> gymnasium.vector.VectorEnv:
     """`num_envs` copies in a SyncVectorEnv (gymnasium's default next-step autoreset), already reset with `seed`
-    (copy i gets seed + i), so the first reset() afterwards, with or without a seed, is deterministic."""
+    (copy i gets seed + i, or seed[i] for a list), so the first reset() afterwards, with or without a seed, is
+    deterministic."""
     if num_envs < 1:
         raise LOMError(f"num_envs must be at least 1, got {num_envs} — pass a positive number of evaluation envs")
     envs = gymnasium.vector.SyncVectorEnv([lambda: _rescaled(_make(spec)) for _ in range(num_envs)])
-    envs.reset(seed=seed)
-    envs.action_space.seed(seed)
+    envs.reset(seed=list(seed) if isinstance(seed, Sequence) else seed)
+    envs.action_space.seed(seed[0] if isinstance(seed, Sequence) else seed)
     return envs
 
 

@@ -86,10 +86,11 @@ def read_mixture(run: LoadedRun, states: np.ndarray, progress: bool = False) -> 
     parts = []
     chunks = range(0, len(states), CHUNK)
     for start in tqdm(chunks, desc="reading the mixture", unit="chunk", disable=not progress, leave=False):
-        obs = run.normalizer(torch.as_tensor(states[start : start + CHUNK], dtype=torch.float32))
-        means, stds, log_weights = agent.gmm(obs)
-        parts.append((means, stds, log_weights.exp(), agent.mode_value(obs), agent.best_component(obs, log_weights),
-                      log_weights.argmax(dim=-1), agent.actor(obs)))
+        obs = run.normalizer(torch.as_tensor(states[start : start + CHUNK], dtype=torch.float32)).unsqueeze(0)
+        means, stds, log_weights = agent.gmm(obs)  # a run folder's agent has one seed: (1, B, ...) outputs
+        row = (means, stds, log_weights.exp(), agent.mode_value(obs), agent.best_component(obs, log_weights),
+               log_weights.argmax(dim=-1), agent.actor(obs))
+        parts.append(tuple(part[0] for part in row))
     return MixtureReadout(*(torch.cat(column).numpy() for column in zip(*parts)))
 
 
@@ -176,7 +177,7 @@ def policy_rollout(run: LoadedRun, start: np.ndarray) -> tuple[np.ndarray, float
     positions, path, reward = start[None].astype(np.float64), [start], 0.0
     for _ in range(world.MAX_EPISODE_STEPS):
         with torch.no_grad():
-            action = run.agent.actor(run.normalizer(torch.as_tensor(positions, dtype=torch.float32)))
+            action = run.agent.act_single(run.normalizer(torch.as_tensor(positions, dtype=torch.float32)))
         positions, rewards, done = world.move(positions, action.numpy().astype(np.float64))
         path.append(positions[0])
         reward += float(rewards[0])

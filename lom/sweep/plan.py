@@ -160,10 +160,11 @@ def slurm_decision(run: Run, queued: Iterable[str]) -> Decision:
 
 def group_seeds(runs: Sequence[Run], seeds_per_process: int) -> list[Process]:
     """The runs to train as processes of up to `seeds_per_process` seeds of one dataset and agent, in the order of
-    their first runs."""
-    by_pair: dict[tuple[str, str], list[Run]] = {}
+    their first runs. Seeds with a checkpoint and seeds without one go to different processes: train.py trains
+    the seeds of a process in step, from one point."""
+    by_pair: dict[tuple[str, str, Decision], list[Run]] = {}
     for run in runs:
-        by_pair.setdefault((run.dataset, run.agent), []).append(run)
+        by_pair.setdefault((run.dataset, run.agent, local_decision(run)), []).append(run)
     processes = [Process(tuple(group[i:i + seeds_per_process]))
                  for group in by_pair.values() for i in range(0, len(group), seeds_per_process)]
     return sorted(processes, key=lambda process: process.runs[0].number)

@@ -34,10 +34,10 @@ OPTIONAL_FLAGS = {"STEPS": "--training_steps", "GMM_STEPS": "--gmm_steps", "EVAL
 ALL_SEEDS = "all"
 # Its value when unset. One seed per process on the CPU, where stacking seeds gains nothing over one job per core.
 CPU_SEEDS_PER_PROCESS = "1"
-# On a GPU this becomes ALL_SEEDS once train.py accepts --seeds (issue 21: S stacked seeds train in about the time
-# of one); until then every process trains one seed there too.
-GPU_SEEDS_PER_PROCESS = "1"
-# What train.py's --help mentions once it trains several seeds in one process.
+# On a GPU all seeds of a dataset and agent train as one stacked model (train.py --seeds, lom/seeds.py): the small
+# networks leave the GPU idle, so S seeds take little more time than one.
+GPU_SEEDS_PER_PROCESS = ALL_SEEDS
+# What train.py's --help lists when it trains several seeds in one process.
 SEEDS_FLAG = "--seeds"
 # Slurm defaults (the other sbatch options are left to the cluster when unset).
 DEFAULT_CPUS_PER_TASK = "1"
@@ -155,12 +155,15 @@ def sweep_lists(env: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[int, ...
 
 def seeds_in_a_process(env: Mapping[str, str], n_seeds: int, on_gpu: bool, python: str, train_script: str) -> int:
     """SEEDS_PER_PROCESS (unset: the CPU's or the GPU's default; ALL_SEEDS: all), at most the number of seeds;
-    more than one only with a train script that takes --seeds."""
-    value = env.get("SEEDS_PER_PROCESS") or (GPU_SEEDS_PER_PROCESS if on_gpu else CPU_SEEDS_PER_PROCESS)
+    more than one only with a train script that takes --seeds (unset, a train script without it gets 1)."""
+    asked = env.get("SEEDS_PER_PROCESS")
+    value = asked or (GPU_SEEDS_PER_PROCESS if on_gpu else CPU_SEEDS_PER_PROCESS)
     if value != ALL_SEEDS and not re.fullmatch(r"[1-9][0-9]*", value):
         raise SweepError(f"SEEDS_PER_PROCESS={value} is neither a positive integer nor {ALL_SEEDS} — set it to e.g. 1")
     seeds = n_seeds if value == ALL_SEEDS else min(int(value), n_seeds)
     if seeds > 1 and not trains_several_seeds(python, train_script, env):
+        if not asked:
+            return 1
         raise SweepError(f"SEEDS_PER_PROCESS={value}: {train_script} does not support {SEEDS_FLAG} yet (one seed "
                          "per process) — unset SEEDS_PER_PROCESS or set it to 1")
     return seeds

@@ -9,6 +9,10 @@ Targets: the selected component's mean; a sample from it; a sample plus LOM's `a
 action box (what LOM imitates). Weights: 1, or LOM's clip(exp(β·(Q(s, a*) − V(s))), 0, C) for several β.
 `--floor W1,W2` trains each fresh actor once per W, its k*(s) skipping components with mixture weight below W
 (LOM's min_component_weight).
+
+The checkpoints it reads, and the agent internals it calls, are those of commits up to 0b3ab6d (before every
+network had a seed axis, lom/seeds.py): run it from a worktree of that commit
+(`git worktree add ../lom-0b3ab6d 0b3ab6d`).
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def main() -> None:
             angles, total = [], 0.0
             for step in range(env.spec.max_episode_steps):
                 with torch.no_grad():
-                    action = run.agent.act(run.normalizer(torch.as_tensor(obs, dtype=torch.float32)[None]))[0]
+                    action = run.agent.act_single(run.normalizer(torch.as_tensor(obs, dtype=torch.float32)[None]))[0]
                 obs, reward, terminated, truncated, _ = env.step(action.numpy())
                 angles.append(float(obs[1]))
                 total += float(reward)

@@ -26,6 +26,10 @@ trained from scratch for `--more_mixture_steps` steps.
 β: `awr` weights every action by clip(exp(β·(Q(s, a) − V(s))), 0, 100) (IQL's actor, deterministic); `awr-k*`
 multiplies that by the posterior probability that k*(s) (LOM's rule) produced the action, i.e. it imitates only
 the data of the selected mode.
+
+The checkpoints it reads, and the agent internals it calls, are those of commits up to 0b3ab6d (before every
+network had a seed axis, lom/seeds.py): run it from a worktree of that commit
+(`git worktree add ../lom-0b3ab6d 0b3ab6d`).
 """
 
 from __future__ import annotations

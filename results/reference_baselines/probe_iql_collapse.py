@@ -27,6 +27,10 @@ policy_{10000,15000,20000,25000}.pt \
 The diagnostics (`weight_stats` in benchmarks/reference_baselines.py): Q and V on dataset rows, the advantage
 A = Q − V, IQL's weight w = min(exp(3·A), 100), the effective sample size of w per batch of 256, and the share of
 Σw on rows of the best episodes, of the first 40 steps of an episode, and of the last 20 steps before a fall.
+
+The checkpoints it reads, and the agent internals it calls, are those of commits up to 0b3ab6d (before every
+network had a seed axis, lom/seeds.py): run it from a worktree of that commit
+(`git worktree add ../lom-0b3ab6d 0b3ab6d`).
 """
 
 from __future__ import annotations
