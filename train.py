@@ -1,8 +1,10 @@
 """Train one agent (LOM by default) on one dataset: `python train.py --env_name halfcheetah-full-replay-v2`."""
 
 import argparse
+import sys
 
 from lom.cli import build_parser, config_from_args, parse_seeds, run_cli
+from lom.errors import LOMError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -20,6 +22,8 @@ def main() -> None:
 
     args = parser().parse_args()
     cfg = config_from_args(args)
+    if args.seeds is not None and any(arg == "--seed" or arg.startswith("--seed=") for arg in sys.argv[1:]):
+        raise LOMError("--seed and --seeds name the seeds twice: give one of them")
     seeds = parse_seeds(args.seeds) if args.seeds is not None else (cfg.seed,)
     if args.print_run_dir:  # for scripts: answer without importing torch
         from lom.data import resolve_dataset

@@ -88,6 +88,8 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         first, dash, last = part.partition("-")
         if not (first.isdigit() and (not dash or last.isdigit())):
             raise LOMError(f"--seeds {text!r}: expected seeds like 0,1,2 or a range like 0-4")
+        if dash and int(last) < int(first):
+            raise LOMError(f"--seeds {text!r}: the range {part} runs backwards; write it {last}-{first}")
         seeds += range(int(first), int(last) + 1) if dash else [int(first)]
     if not seeds or len(set(seeds)) != len(seeds):
         raise LOMError(f"--seeds {text!r}: name each seed once (and at least one), e.g. 0,1,2 or 0-4")

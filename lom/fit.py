@@ -59,6 +59,11 @@ def check_mixture_fit(mixture: dict, path: str, obs_dim: int, act_dim: int, comp
     """A saved mixture (a gmm.pt's contents) must take the dataset's observations and describe its actions with
     `components` components through hidden layers `width` wide; LOMError naming both sizes if not."""
     fix = "give the gmm.pt of a run on this dataset, or drop --gmm_path to pre-train a mixture"
+    state = mixture.get("gmm") if isinstance(mixture, dict) else None
+    if isinstance(state, dict) and any(key.startswith("net.") for key in state) \
+            and not any(key.startswith("net.layers.") for key in state):
+        raise LOMError(f"--gmm_path {path} was saved by a version of this code before networks had a seed axis "
+                       "(commits up to 0b3ab6d): load it with that version, or drop --gmm_path to pre-train anew")
     try:
         mixture_obs, mixture_width, outputs = GaussianMixture.sizes(mixture["gmm"])
     except (KeyError, IndexError, TypeError, AttributeError):

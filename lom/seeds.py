@@ -3,7 +3,9 @@
 Every network parameter, optimiser moment and batch has shape (S, ...), and slice s is seed s's run and nothing
 else: its initial weights and every random draw come from seed s's own generator, its losses are averaged over its
 own batch, and the losses are summed over seeds before the backward pass (so each seed's gradient is its own loss's
-gradient). A plain `--seed N` run is the case S = 1.
+gradient). So a seed trains identically, to the bit, whatever other seeds share its process. A plain `--seed N`
+run is the case S = 1: it matches the same seed trained beside others to rounding only (a batched matmul over one
+slice can take another kernel than over several, which differs in the last bit, and training amplifies that).
 
 A seed's run folder holds its slice alone (`slice_seed`), the same files a single run writes; `stack_seeds` puts
 slices back together on resume. The rule that makes this generic: a tensor of one or more dimensions in an agent's

@@ -276,14 +276,13 @@ class Trainer:
             return None
         # Loaded on the CPU: the RNG states must stay there; load_state_dict puts the rest on the device.
         states = [checkpoint.load(path, map_location="cpu") if ok else None for path, ok in zip(paths, found)]
-        places = {seed: (st["progress"]["phase"], st["progress"]["step"]) if st else ("pretrain", 0)
+        places = {seed: (st["progress"]["phase"], st["progress"]["step"]) if st else None
                   for seed, st in zip(self.seeds, states)}
         if len(set(places.values())) > 1:
-            where = ", ".join(f"seed {seed} at {phase} step {step}" for seed, (phase, step) in places.items())
+            where = ", ".join(f"seed {seed} at {place[0]} step {place[1]}" if place else f"seed {seed} without one"
+                              for seed, place in places.items())
             raise LOMError(f"--resume: these seeds stopped at different points ({where}); resume each in its own "
                            "process (--seed N --resume)")
-        if not all(found):  # every seed stopped before its first checkpoint but one: start them all afresh
-            return None
         return states
 
     def _restore(self, states: list[dict]) -> None:
@@ -322,19 +321,22 @@ class Trainer:
         return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignored}
 
     def save_checkpoint(self, name: str = checkpoint.CHECKPOINT_NAME) -> None:
-        """Each seed's slice of the training state into its own run folder."""
+        """Each seed's slice of the training state into its own run folder, all seeds as one set."""
         agent_state, streams, rng = self.agent.training_state(), self.agent.rng.states(), checkpoint.capture_rng()
+        states = {}
         for i, (c, run_dir) in enumerate(zip(self.cfgs, self.run_dirs)):
             progress = Progress(self.phase, self.step, self.metrics[i],
                                 {"sums": self.window.sums[i], "counts": self.window.counts[i]}, self.elapsed())
-            checkpoint.save(run_dir / name, {
+            states[run_dir / name] = {
                 "layout": checkpoint.LAYOUT,
                 "config": self._comparable_config(c),
                 "agent": slice_seed(agent_state, i),
                 "normalizer": self.normalizer.state_dict(),
                 "progress": dataclasses.asdict(progress),
                 "rng": {**rng, "seed_stream": streams[i]},
-            })
+            }
+        where = {"phase": self.phase, "step": self.step} if name == checkpoint.CHECKPOINT_NAME else None
+        checkpoint.save_together(states, where)
 
     def elapsed(self) -> float:
         return self.wall_start + time.perf_counter() - self.clock_start
@@ -360,11 +362,15 @@ class Trainer:
         except NonFiniteLoss as bad:
             self.save_checkpoint(NAN_CHECKPOINT_NAME)
             network = bad.loss_name.split("/")[0]
-            seed = f" of seed {self.seeds[bad.seed_index]}" if len(self.seeds) > 1 else ""
-            saved = (self.run_dirs[0] / NAN_CHECKPOINT_NAME if len(self.seeds) == 1
-                     else f"{NAN_CHECKPOINT_NAME} in each seed's run folder")
+            if len(self.seeds) == 1:
+                seed, saved, others = "", self.run_dirs[0] / NAN_CHECKPOINT_NAME, ""
+            else:
+                healthy = ",".join(str(s) for i, s in enumerate(self.seeds) if i != bad.seed_index)
+                seed, saved = f" of seed {self.seeds[bad.seed_index]}", f"{NAN_CHECKPOINT_NAME} in each seed's folder"
+                # the other seeds' numbers are their own (nothing crosses the seed axis): they can go on alone
+                others = f"; the other seeds can go on from their checkpoints with --seeds {healthy} --resume"
             raise LOMError(f"loss {bad.loss_name} of network '{network}' became NaN/inf at {self.phase} step "
-                           f"{bad.step}{seed}; state saved to {saved} (the last good checkpoint is untouched). "
+                           f"{bad.step}{seed}; state saved to {saved} (the last good checkpoint is untouched){others}. "
                            "Try a lower learning rate or check the dataset's rewards") from None
         return self._finish()
 

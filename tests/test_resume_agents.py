@@ -123,21 +123,3 @@ def test_a_baseline_resumes_whatever_lom_values_the_config_now_resolves_to(env, 
         out = train([*args, "--resume", "--num_components", "7"], env)
         assert (out.returncode == 2 and "other values of num_components" in out.stderr) == refused, out.stderr
 
-
-def test_an_iql_checkpoint_from_before_the_device_side_decay_resumes_its_schedule():
-    """Checkpoints up to commit 7555410 kept IQL's decay in a CosineAnnealingLR; its step count and rate carry over."""
-    from lom.agents import make_agent
-    from lom.config import TrainConfig
-
-    cfg = TrainConfig(agent="IQL", training_steps=1000).resolve("my_data", 3)
-    old = make_agent(cfg, 5, 3)
-    for _ in range(37):
-        old.actor_lr.advance()
-    state = old.training_state()
-    lr = old.actor_lr.lr.item()
-    networks = {k: v for k, v in state["networks"].items() if not k.startswith("actor_lr.")}
-    state = {**state, "networks": networks, "schedulers": {"actor": {"last_epoch": 37, "_last_lr": [lr]}}}
-    fresh = make_agent(cfg, 5, 3)
-    fresh.load_training_state(state)
-    assert fresh.actor_lr.t.item() == 37 and fresh.actor_lr.lr.item() == pytest.approx(lr)
-    assert fresh.optimizers["actor"].param_groups[0]["lr"] is fresh.actor_lr.lr

@@ -72,9 +72,11 @@ def test_each_stacked_seed_writes_an_ordinary_run_folder_that_reports_and_evalua
 
 
 def test_a_sigkilled_stacked_process_resumes_to_the_numbers_of_an_uninterrupted_one(env, tmp_path):
-    whole = [*RESUMABLE, "--seeds", "3,5", "--log_path", str(tmp_path / "whole")]
+    at = RESUMABLE.index("--seed")
+    resumable = RESUMABLE[:at] + RESUMABLE[at + 2:]
+    whole = [*resumable, "--seeds", "3,5", "--log_path", str(tmp_path / "whole")]
     assert train(whole, env).returncode == 0
-    cut = [*RESUMABLE, "--seeds", "3,5", "--checkpoint_every", "20", "--log_path", str(tmp_path / "cut")]
+    cut = [*resumable, "--seeds", "3,5", "--checkpoint_every", "20", "--log_path", str(tmp_path / "cut")]
     cut_dirs = [Path(d) for d in run_dirs_of(cut, env)]
     stopped = start_and_interrupt(cut, env, cut_dirs[1], signal.SIGKILL)
     assert stopped.returncode == -signal.SIGKILL
@@ -88,14 +90,19 @@ def test_a_sigkilled_stacked_process_resumes_to_the_numbers_of_an_uninterrupted_
         assert (a["final_normalized_score"], a["steps"]) == (b["final_normalized_score"], b["steps"])
 
 
+def test_seed_and_seeds_together_are_refused_in_one_line(env, tmp_path):
+    out = train([*TINY, "--seed", "3", "--seeds", "0,1", "--log_path", str(tmp_path)], env)
+    assert out.returncode == 2 and out.stderr == "error: --seed and --seeds name the seeds twice: give one of them\n"
+
+
 def test_seeds_that_stopped_at_different_points_are_refused_in_one_line(env, tmp_path):
     log = ["--log_path", str(tmp_path)]
     assert train([*TINY, "--seed", "0", *log], env).returncode == 0
     out = train([*TINY, "--seeds", "0,1", "--resume", *log], env)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "these seeds stopped at different points (seed 0 at train step 40, seed 1 at " \
-        "pretrain step 0); resume each in its own process" in lines[0], out.stderr
+    assert len(lines) == 1 and "these seeds stopped at different points (seed 0 at train step 40, seed 1 without " \
+        "one); resume each in its own process" in lines[0], out.stderr
 
 
 @pytest.mark.parametrize("text, seeds", [("3", (3,)), ("0,1,2", (0, 1, 2)), ("0-4", (0, 1, 2, 3, 4)),
@@ -104,7 +111,7 @@ def test_seeds_are_lists_and_ranges(text, seeds):
     assert parse_seeds(text) == seeds
 
 
-@pytest.mark.parametrize("text", ["", "a", "0,0", "0-2,1", "3-", "-1"])
+@pytest.mark.parametrize("text", ["", "a", "0,0", "0-2,1", "3-", "-1", "0,5-3"])
 def test_bad_seeds_are_refused(text):
     with pytest.raises(LOMError, match="--seeds"):
         parse_seeds(text)
@@ -168,3 +175,37 @@ def test_each_stacked_seed_is_its_own_wandb_run(env, tmp_path):
     runs = [list((Path(d) / "wandb").glob("offline-run-*/run-*.wandb")) for d in run_dirs_of(args, env)]
     assert all(len(found) == 1 for found in runs)
     assert runs[0][0].name != runs[1][0].name  # two runs, each with its own id
+
+
+@pytest.mark.parametrize("agent", ["LOM", "IQL", "TD3BC", "BC"])
+def test_a_seed_alone_and_beside_another_take_the_same_steps_to_rounding(agent):
+    from lom.batches import DeviceDataset, ObservationNormalizer
+    from lom.data.types import Transitions
+
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(400, 4)).astype(np.float32)
+    act = np.tanh(rng.normal(size=(400, 2))).astype(np.float32)
+    transitions = Transitions(obs, act, rng.normal(size=400).astype(np.float32), np.roll(obs, -1, 0),
+                              np.roll(act, -1, 0), (rng.random(400) < 0.05).astype(np.float32))
+    data = DeviceDataset(transitions, ObservationNormalizer.fit(obs, True), torch.device("cpu"))
+    trained = []
+    for seeds in ((0,), (0, 1)):
+        model = make_agent(explicit_config(agent=agent), 4, 2, seeds=seeds)
+        if model.pretrain_steps:
+            for _ in range(10):
+                model.pretrain_step(data)
+            model.finish_pretraining(data)
+        for _ in range(10):
+            model.train_step(data)
+        trained.append(model.state_dict())
+    for name, value in trained[0].items():
+        if isinstance(value, torch.Tensor) and value.dim():
+            torch.testing.assert_close(trained[1][name][:1], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_a_mixture_saved_before_the_seed_axis_is_refused_with_the_reason():
+    from lom.fit import check_mixture_fit
+
+    old = {"gmm": {"net.0.weight": torch.zeros(512, 17), "net.0.bias": torch.zeros(512)}}
+    with pytest.raises(LOMError, match="before networks had a seed axis"):
+        check_mixture_fit(old, "old/gmm.pt", 17, 6, 10, 512)

@@ -689,3 +689,15 @@ def training_starts(log_path: Path) -> dict[str, int]:
     and an '=== <time>: exit <status>' line when it ends)."""
     return {p.name: len(re.findall(r"^=== (?!.*: exit \d+$)", p.read_text(), re.M))
             for p in (log_path / "logs").glob("*.log")}
+
+
+def test_resuming_seeds_share_a_process_only_when_their_checkpoints_are_at_the_same_point(tmp_path):
+    s = settings(tmp_path, SEEDS="0 1 2 3 4", AGENTS="LOM", DATASETS="a-v0")
+    runs = with_folders(sweep_runs(s), s.log_path)
+    for seed, where in ((0, {"phase": "train", "step": 50}), (1, {"phase": "train", "step": 50}),
+                        (2, {"phase": "train", "step": 90}), (3, None)):
+        leave(pick(runs, "a-v0", "LOM", seed), CHECKPOINT_NAME)
+        if where is not None:  # what train.py writes beside its checkpoints; seed 3's predates it
+            (pick(runs, "a-v0", "LOM", seed).run_dir / "checkpoint.json").write_text(json.dumps(where))
+    groups = [[r.seed for r in p.runs] for p in group_seeds(runs, 5)]
+    assert groups == [[0, 1], [2], [3], [4]]

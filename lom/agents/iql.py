@@ -50,14 +50,3 @@ class IQLAgent(Agent):
     @torch.no_grad()
     def act(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor(obs)
-
-    def load_training_state(self, state: dict) -> None:
-        """Also a checkpoint from before the decay lived in `actor_lr` (commits up to 7555410, e.g. the held-out
-        study's): its schedule's step count and learning rate come from the saved LR scheduler."""
-        networks = state["networks"]
-        if "actor_lr.t" not in networks and "schedulers" in state:
-            old = state["schedulers"]["actor"]
-            networks = {**networks, "actor_lr.t": torch.tensor(float(old["last_epoch"])),
-                        "actor_lr.lr": torch.tensor(float(old["_last_lr"][0]))}
-            state = {**state, "networks": networks}
-        super().load_training_state(state)

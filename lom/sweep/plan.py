@@ -8,6 +8,7 @@ process holds only unfinished seeds and a finished seed is never retrained becau
 from __future__ import annotations
 
 import enum
+import json
 import subprocess
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from lom.sweep.settings import SweepSettings, cpu_count
 RESULTS_NAME = "results.json"
 # lom.checkpoint.CHECKPOINT_NAME, not imported from there: that module loads torch, which a sweep never needs.
 CHECKPOINT_NAME = "checkpoint.pt"
+PROGRESS_NAME = "checkpoint.json"  # lom.checkpoint.PROGRESS_NAME
 # AGENTS entries that stand for more than `--agent <name>`: LOM-paper is LOM with the authors' preset (its runs
 # train in .../<dataset>/LOM-paper/seed<S>, beside LOM's).
 AGENT_FLAGS = {"LOM-paper": ("--agent", "LOM", "--preset", "paper")}
@@ -158,13 +160,26 @@ def slurm_decision(run: Run, queued: Iterable[str]) -> Decision:
     return Decision.ELSEWHERE if lock_holder(run.run_dir) is not None else Decision.SUBMIT
 
 
+def stopped_at(run: Run) -> object:
+    """Where a run would resume from: None for a fresh start, the phase and step its last checkpoint recorded
+    (beside it, in PROGRESS_NAME), or, for a checkpoint without that record, the run itself (it trains alone)."""
+    assert run.run_dir is not None
+    if local_decision(run) is not Decision.RESUME:
+        return None
+    try:
+        where = json.loads((run.run_dir / PROGRESS_NAME).read_text())
+        return (where["phase"], where["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return run.key
+
+
 def group_seeds(runs: Sequence[Run], seeds_per_process: int) -> list[Process]:
     """The runs to train as processes of up to `seeds_per_process` seeds of one dataset and agent, in the order of
-    their first runs. Seeds with a checkpoint and seeds without one go to different processes: train.py trains
-    the seeds of a process in step, from one point."""
-    by_pair: dict[tuple[str, str, Decision], list[Run]] = {}
+    their first runs. Only seeds that resume from the same point (or all start afresh) share a process: train.py
+    trains the seeds of a process in step."""
+    by_pair: dict[tuple, list[Run]] = {}
     for run in runs:
-        by_pair.setdefault((run.dataset, run.agent, local_decision(run)), []).append(run)
+        by_pair.setdefault((run.dataset, run.agent, stopped_at(run)), []).append(run)
     processes = [Process(tuple(group[i:i + seeds_per_process]))
                  for group in by_pair.values() for i in range(0, len(group), seeds_per_process)]
     return sorted(processes, key=lambda process: process.runs[0].number)
