@@ -154,6 +154,13 @@ MUTATIONS = [
     Mutation("loss-window-shared-count", "lom/trainer.py", "reported.sum(0).tolist()", "[len(rows)] * len(self.names)",
              "a loss reported every other step (TD3+BC's actor) is averaged over every step: half its mean",
              ("tests/test_cuda_graphs.py",)),
+    # -- stacked seeds --
+    Mutation("seed-mean-across-seeds", "lom/seeds.py", "return x.flatten(1).mean(dim=1)",
+             "return x.mean().expand(len(x))", "every seed's loss is the mean over all seeds' batches",
+             ("tests/test_stacked_seeds.py::test_a_seed_trains_the_same_whatever_seeds_share_its_process",)),
+    Mutation("seed-slice-offset", "lom/seeds.py", "return tree[index:index + 1].clone()",
+             "return tree[:1].clone()", "every seed's checkpoint holds seed 0's networks",
+             ("tests/test_stacked_seeds.py::test_a_sigkilled_stacked_process_resumes_to_the_numbers_of_an_uninterrupted_one",)),
     # -- resume --
     Mutation("resume-counter-lost", "lom/agents/base.py", 'return {"updates": self.updates}',
              'return {"updates": 0}', "TD3+BC's and the sarsa critic's update counters restart on resume", (RESUME,)),
