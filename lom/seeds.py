@@ -32,16 +32,12 @@ class SeedStreams:
     def __init__(self, seeds: Sequence[int] | None = None):
         self.seeds = None if seeds is None else tuple(seeds)
         self.device = torch.device("cpu")
-        self.cpu = None if seeds is None else [torch.Generator().manual_seed(s) for s in seeds]
-        self.generators = self.cpu
+        self.init_generators = None if seeds is None else [torch.Generator().manual_seed(s) for s in seeds]
+        self.generators = self.init_generators
 
     @property
     def count(self) -> int:
         return 1 if self.seeds is None else len(self.seeds)
-
-    @property
-    def init_generators(self) -> list[torch.Generator] | None:
-        return self.cpu
 
     def to(self, device: torch.device) -> None:
         """Train on `device`: its generators are seeded with the seeds (the CPU's are the init generators)."""
@@ -50,7 +46,7 @@ class SeedStreams:
             self.device = device
             return
         self.device = device
-        self.generators = (self.cpu if device.type == "cpu"
+        self.generators = (self.init_generators if device.type == "cpu"
                            else [torch.Generator(device).manual_seed(s) for s in self.seeds])
 
     def randint(self, high: int, n: int) -> torch.Tensor:
