@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from test_report import read_results_csv, table_rows, write_run
 
+import lom.report.aggregate as aggregate
 from lom.report.cli import main
 from lom.report.stats import (
     Estimate,
@@ -24,6 +25,7 @@ from lom.report.stats import (
     stratified_resamples,
     summarise,
 )
+from lom.report.table import build_table
 
 
 def test_iqm_of_one_to_eight_is_four_and_a_half():
@@ -225,3 +227,13 @@ def test_an_experiment_named_like_the_preset_is_refused_not_mixed(tmp_path: Path
     err = capsys.readouterr().err
     assert err.startswith("error: column 'LOM [paper]' would mix") and "rename" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_aggregate_figure_draws_a_zero_width_interval_inside_the_frame(tmp_path: Path, monkeypatch):
+    table = build_table({("a", "LOM"): [30.0, 40.0], ("b", "LOM"): [35.0, 45.0],
+                         ("a", "LOM [paper]"): [14.0], ("b", "LOM [paper]"): [14.0]})
+    drawn = {}
+    monkeypatch.setattr(aggregate, "_save", lambda fig, path: drawn.update(xlim=fig.axes[0].get_xlim()))
+    aggregate.plot_aggregate_iqm(table, tmp_path / "aggregate_iqm.png")
+    low, high = drawn["xlim"]
+    assert low < 14.0 - 1.0 and high > 45.0  # one run per dataset: its bar has no width, yet stays off the frame

@@ -40,6 +40,7 @@ def plot_aggregate_iqm(table: ScoreTable, path: str | Path) -> None:
                     textcoords="offset points", va="center", fontsize=9)
     ax.set_yticks(range(len(columns)), columns)
     ax.invert_yaxis()
+    ax.use_sticky_edges = False  # a bar's left edge is sticky: the lowest interval would sit on the frame
     ax.margins(x=0.35)
     ax.set_xlabel(f"IQM of the final normalised score, {CI_HEADER}")
     ax.set_title(_study_title(table), fontsize=11)
