@@ -16,7 +16,10 @@ A value rule followed by `@W` (e.g. `mc8@0.05`) skips components with mixture we
 
 `--targets` says what the fresh actor of each rule imitates: `sample` a sample of k*(s) with unit weight (LOM's
 target); `bestM` the best of M samples of k*(s) by the critic, unit weight; `awrB` the dataset's actions weighted
-by clip(exp(B·(Q(s, a) − V(s))), 0, 100) times the posterior probability that k*(s) produced them.
+by clip(exp(B·(Q(s, a) − V(s))), 0, 100) times the posterior probability that k*(s) produced them; `own` a sample
+of k*(s) with the run's own imitation weight clip(exp(β·(Q(s, a*) − b(s))), 0, C) — its β, C and baseline b
+(V(s), or Q(s, π(s)) of the fresh actor itself) — i.e. the run's actor loss on its final, frozen critic; `ownB` the
+same with β = B.
 `--more_mixture_steps N` first trains the run's mixture N more steps (as in pre-training, batch 512) and reports
 its negative log-likelihood on every dataset row before and after; `net` is then unavailable (the network scored
 the old components). `--new_mixture_components N` replaces the run's mixture by a new one with N components,
@@ -44,7 +47,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from lom.agents.lom import supported_argmax  # noqa: E402
+from lom.agents.lom import imitation_weight, supported_argmax  # noqa: E402
 from lom.batches import DeviceDataset  # noqa: E402
 from lom.data import load_transitions  # noqa: E402
 from lom.evaluate import load_run  # noqa: E402
@@ -66,7 +69,8 @@ def main() -> None:
     parser.add_argument("--more_mixture_steps", type=int, default=0)
     parser.add_argument("--new_mixture_components", type=int, default=0)
     parser.add_argument("--data_betas", default="", help="β values for the fresh actors on dataset actions")
-    parser.add_argument("--targets", default="sample", help="what each rule's fresh actors imitate: sample,bestM,awrB")
+    parser.add_argument("--targets", default="sample",
+                        help="what each rule's fresh actors imitate: sample,bestM,awrB,own,ownB")
     parser.add_argument("--out", help="also write the scores to this CSV file")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -135,7 +139,7 @@ def main() -> None:
                      torch.split(agent.log_weight_cache, SELECT_ROWS))
         k_rows = torch.cat([select(obs, *cache.unbind(1), log_w, rule) for obs, cache, log_w in chunks])
         for target_kind in [t for t in args.targets.split(",") if t]:
-            def rule_target(batch, rule: str = rule, target_kind: str = target_kind, k_rows=k_rows):
+            def rule_target(batch, pi, rule: str = rule, target_kind: str = target_kind, k_rows=k_rows):
                 means, stds, log_w = agent.behaviour(batch)
                 k = k_rows[batch.idx]
                 rows_ = torch.arange(len(k))
@@ -147,7 +151,11 @@ def main() -> None:
                                           stds[rows_, k].unsqueeze(1).expand(-1, m, -1),
                                           torch.randn(len(k), m, means.shape[-1]))
                 best = agent.action_values(batch.obs, draws).argmax(-1) if m > 1 else torch.zeros_like(k)
-                return draws[rows_, best], torch.ones(len(k))
+                a_star = draws[rows_, best]
+                if target_kind.startswith("own"):
+                    beta = float(target_kind[3:] or agent.hp.beta)
+                    return a_star, imitation_weight(agent.weight_gap(batch.obs, a_star, pi), beta, agent.hp.weight_clip)
+                return a_star, torch.ones(len(k))
 
             actor = train_fresh_actor(data, cfg, args.steps, rule_target)
             name = rule if target_kind == "sample" else f"{rule} {target_kind}"
@@ -157,7 +165,7 @@ def main() -> None:
 
     for beta in [float(b) for b in args.data_betas.split(",") if b]:
         for mode_only in (False, True):
-            def weighted_data_action(batch, beta: float = beta, mode_only: bool = mode_only):
+            def weighted_data_action(batch, pi, beta: float = beta, mode_only: bool = mode_only):
                 weight = awr_weight(agent, batch, beta)
                 return batch.act, (weight * posterior_of_selected(agent, batch) if mode_only else weight)
 
@@ -174,15 +182,17 @@ def main() -> None:
 
 
 def train_fresh_actor(data: DeviceDataset, cfg, steps: int, targets) -> DeterministicActor:
-    """A new actor (seed 0) trained `steps` steps on E[ω · mean_a (π(s) − a)²], (a, ω) = targets(batch)."""
+    """A new actor (seed 0) trained `steps` steps on E[ω · mean_a (π(s) − a)²], (a, ω) = targets(batch, π(s)),
+    π(s) detached."""
     torch.manual_seed(0)
     actor = DeterministicActor(data.obs_dim, data.act_dim, cfg.hidden)
     optimizer = adam(actor.parameters(), cfg.actor_lr)
     for _ in range(steps):
         batch = data.sample(cfg.actor_batch_size)
+        pi = actor(batch.obs)
         with torch.no_grad():
-            target, weight = targets(batch)
-        loss = (weight * (actor(batch.obs) - target).square().mean(-1)).mean()
+            target, weight = targets(batch, pi.detach())
+        loss = (weight * (pi - target).square().mean(-1)).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
