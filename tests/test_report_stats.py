@@ -233,7 +233,12 @@ def test_aggregate_figure_draws_a_zero_width_interval_inside_the_frame(tmp_path:
     table = build_table({("a", "LOM"): [30.0, 40.0], ("b", "LOM"): [35.0, 45.0],
                          ("a", "LOM [paper]"): [14.0], ("b", "LOM [paper]"): [14.0]})
     drawn = {}
-    monkeypatch.setattr(aggregate, "_save", lambda fig, path: drawn.update(xlim=fig.axes[0].get_xlim()))
+
+    def keep_limits(fig, path):
+        drawn["xlim"] = fig.axes[0].get_xlim()
+        aggregate.plt.close(fig)
+
+    monkeypatch.setattr(aggregate, "_save", keep_limits)
     aggregate.plot_aggregate_iqm(table, tmp_path / "aggregate_iqm.png")
     low, high = drawn["xlim"]
     assert low < 14.0 - 1.0 and high > 45.0  # one run per dataset: its bar has no width, yet stays off the frame
