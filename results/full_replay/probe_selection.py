@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import re
 import sys
 from pathlib import Path
 
@@ -57,6 +58,7 @@ from lom.networks import DeterministicActor, GaussianMixture, adam, gmm_log_prob
 EVAL_SEED = 123
 ROWS_PER_CHUNK = 20_000
 AWR_CLIP = 100.0  # IQL's clip of its advantage weights
+TARGET_KIND = re.compile(r"sample|best\d+|awr\d*\.?\d+|own(\d*\.?\d+)?")  # the --targets kinds
 SELECT_ROWS = 2_000  # dataset rows per chunk when k*(s) is computed for every row (M samples of N components each)
 
 
@@ -73,6 +75,10 @@ def main() -> None:
                         help="what each rule's fresh actors imitate: sample,bestM,awrB,own,ownB")
     parser.add_argument("--out", help="also write the scores to this CSV file")
     args = parser.parse_args()
+    targets = [t for t in args.targets.split(",") if t]
+    unknown = [t for t in targets if not TARGET_KIND.fullmatch(t)]
+    if unknown:
+        parser.error(f"unknown --targets {', '.join(unknown)}: use sample, bestM, awrB, own or ownB (e.g. best8,own1)")
     torch.set_num_threads(1)
     torch.manual_seed(0)
 
@@ -138,7 +144,7 @@ def main() -> None:
         chunks = zip(torch.split(data.obs, SELECT_ROWS), torch.split(agent.behaviour_cache, SELECT_ROWS),
                      torch.split(agent.log_weight_cache, SELECT_ROWS))
         k_rows = torch.cat([select(obs, *cache.unbind(1), log_w, rule) for obs, cache, log_w in chunks])
-        for target_kind in [t for t in args.targets.split(",") if t]:
+        for target_kind in targets:
             def rule_target(batch, pi, rule: str = rule, target_kind: str = target_kind, k_rows=k_rows):
                 means, stds, log_w = agent.behaviour(batch)
                 k = k_rows[batch.idx]
