@@ -28,7 +28,7 @@ from lom.cli import OneLineParser, run_cli  # noqa: E402
 from lom.config import TrainConfig  # noqa: E402
 from lom.graphs import CapturedStep  # noqa: E402
 from lom.io import write_json  # noqa: E402
-from lom.trainer import pick_device  # noqa: E402
+from lom.devices import select_device  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("throughput", REPO / "benchmarks" / "throughput.py")
 throughput = importlib.util.module_from_spec(_spec)
@@ -50,7 +50,7 @@ def config(flags: dict) -> TrainConfig:
 
 def stepper(agent, data, captured: bool, pretrain: bool = False):
     update = agent.pretrain_step if pretrain else agent.train_step
-    return CapturedStep(lambda: update(data), agent) if captured else (lambda: update(data))
+    return CapturedStep(lambda: update(data), agent, strict=True) if captured else (lambda: update(data))
 
 
 def fresh_agent(flags: dict, data, capturable: bool, seed: int = 0):
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = p.parse_args(argv)
     steps, agree = (20, 20) if args.quick else (args.steps, args.agree_steps)
-    device = pick_device(args.device)
+    device = select_device(args.device)
     cuda = device.type == "cuda"
     data = throughput.device_data(throughput.synthetic_data(args.transitions), device)
     name = torch.cuda.get_device_name(device) if cuda else "CPU"

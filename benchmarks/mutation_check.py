@@ -32,6 +32,7 @@ BY_HAND = "tests/test_updates_by_hand.py"
 KNOWN = "tests/test_known_answers.py"
 NUMBERS = "tests/test_numbers.py"
 RESUME = "tests/test_resume_agents.py"
+CAPTURE = "tests/test_cuda_path_on_cpu.py"
 ALGORITHM = (BY_HAND, KNOWN)
 
 
@@ -168,6 +169,22 @@ MUTATIONS = [
              "IQL's cosine schedule stops at the value it had when the run was resumed", (RESUME,)),
     Mutation("resume-optimizers-lost", "lom/agents/base.py", 'opt.load_state_dict(saved)',
              "pass", "Adam's moments restart on resume (the mixture's too, mid-way through pre-training)", (RESUME,)),
+    # -- captured steps (run on the CPU by tests/cuda_emulator.py) --
+    Mutation("capture-generators-unregistered", "lom/graphs.py", "for generator in self.agent.rng.generators or ():",
+             "for generator in ():", "replays repeat the seeds' random draws of capture instead of drawing anew",
+             (CAPTURE,)),
+    Mutation("capture-counters-not-rewound", "lom/graphs.py", "                counter.updates = updates",
+             "                pass", "after capture, TD3+BC's policy delay and the sarsa target period are off by a "
+             "period", (CAPTURE,)),
+    Mutation("capture-replay-counters-frozen", "lom/graphs.py", "            counter.updates += 1", "            pass",
+             "replays no longer advance the update counters, so checkpoints record the wrong phase", (CAPTURE,)),
+    Mutation("capture-warmup-too-short", "lom/graphs.py", "self.warmup_left = max(warmup, math.lcm(1, *periods) + 1)",
+             "self.warmup_left = 1", "capture before TD3+BC's actor optimiser has stepped: Adam's lazily made state "
+             "is made again by every replay",
+             (CAPTURE,)),
+    Mutation("capture-host-read", IQL, "        losses.update(self.update_actor(actor_batch))",
+             "        losses.update(self.update_actor(actor_batch)) if losses[\"critic/q_loss\"].isfinite().all() else None",
+             "a host read inside a captured update (on a GPU: capture fails)", (CAPTURE,)),
 ]
 
 

@@ -65,7 +65,8 @@ from lom.graphs import CapturedStep  # noqa: E402
 from lom.io import write_json  # noqa: E402
 from lom.networks import DeterministicActor, OneSeed  # noqa: E402
 from lom.threads import free_cores  # noqa: E402
-from lom.trainer import LossWindow, pick_device  # noqa: E402
+from lom.devices import select_device  # noqa: E402
+from lom.trainer import LossWindow  # noqa: E402
 
 DATASET = "halfcheetah-full-replay-v2"
 TRANSITIONS, OBS_DIM, ACT_DIM = 1_000_000, 17, 6
@@ -400,7 +401,7 @@ def training_rows(host: HostData, data: DeviceDataset, device: torch.device, pla
             print(f"  {label:<52} {'not measured: needs CUDA':>31}", flush=True)
             continue
         agent = our_agent(lom_config(critic), data, behaviour, capturable=True)
-        captured = CapturedStep(lambda agent=agent: agent.train_step(data), agent)
+        captured = CapturedStep(lambda agent=agent: agent.train_step(data), agent, strict=True)
         for _ in range(captured.warmup_left + 1):  # eager warm-up and the capture itself stay out of the timing
             captured()
         reference = ReferenceLOM(host, lom_config(critic), device)
@@ -463,7 +464,7 @@ def seed_rows(data: DeviceDataset, device: torch.device, plan: Plan) -> list[See
                 agent = make_agent(cfg, OBS_DIM, ACT_DIM, capturable=captured, seeds=seeds).to(device)
                 if agent.pretrain_steps:
                     agent.finish_pretraining(data)  # timing needs no trained mixture: the work per step is the same
-                step = (CapturedStep(lambda agent=agent: agent.train_step(data), agent) if captured
+                step = (CapturedStep(lambda agent=agent: agent.train_step(data), agent, strict=True) if captured
                         else lambda agent=agent: agent.train_step(data))
                 for _ in range(getattr(step, "warmup_left", 0) + 1):  # eager warm-up and capture stay out
                     step()
@@ -578,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None and args.threads < 1:
         raise LOMError(f"--threads must be at least 1, got {args.threads}")
     warnings.filterwarnings("ignore", message=".*is out of date.*")
-    device = pick_device(args.device)
+    device = select_device(args.device)
     started, load_start = time.perf_counter(), os.getloadavg()[0]
     threads = args.threads or free_cores()
     torch.set_num_threads(threads)

@@ -23,19 +23,26 @@ PROGRESS_NAME = "checkpoint.json"
 LAYOUT = 2
 
 
-def capture_rng() -> dict:
+def capture_rng(device: torch.device) -> dict:
+    """The global generators' states: Python's, NumPy's, the CPU's and, on a CUDA device, that device's alone (a
+    checkpoint then resumes on a machine with more or fewer GPUs, or none)."""
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def restore_rng(state: dict) -> None:
+def restore_rng(state: dict, device: torch.device) -> None:
+    """Undo `capture_rng`; the CUDA state is restored onto `device` when both the checkpoint and this run have one
+    (a CPU checkpoint resumed on a GPU leaves the device's generator seeded as the run seeded it)."""
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    saved = state.get("cuda") if device.type == "cuda" else None
+    if isinstance(saved, list):  # written by code that saved every GPU's state: this device's, if it had one
+        saved = saved[device.index] if device.index < len(saved) else None
+    if saved is not None:
+        torch.cuda.set_rng_state(saved, device)
 
 
 def seed_everything(seed: int) -> None:

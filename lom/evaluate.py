@@ -16,9 +16,9 @@ from lom.cli import OneLineParser, run_cli
 from lom.config import PAPER_SCHEDULE, TrainConfig
 from lom.data import resolve_dataset
 from lom.data.types import DatasetSpec
+from lom.devices import select_device
 from lom.errors import LOMError
 from lom.evaluation import evaluate
-from lom.trainer import pick_device
 
 
 @dataclass
@@ -47,7 +47,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
         record.setdefault(width, getattr(PAPER_SCHEDULE, width))
     cfg = TrainConfig(**{f.name: record[f.name] for f in dataclasses.fields(TrainConfig) if f.name in record})
     spec = resolve_dataset(cfg.env_name, cfg.dataset_path)
-    torch_device = pick_device(device)
+    torch_device = select_device(device)
     state = checkpoint.load(run_dir / checkpoint.CHECKPOINT_NAME, map_location=torch_device)
     if state.get("layout") != checkpoint.LAYOUT:
         raise LOMError(f"{run_dir / checkpoint.CHECKPOINT_NAME} was written by a version of this code before networks "

@@ -32,23 +32,31 @@ from lom.errors import LOMError
 WARMUP_STEPS = 3
 
 
+def can_capture(device: torch.device) -> bool:
+    """Whether steps on `device` can be captured as CUDA graphs (and so train with capturable optimisers)."""
+    return device.type == "cuda"
+
+
 def use_cuda_graphs(setting: str, device: torch.device) -> bool:
-    """--cuda_graphs: auto captures on CUDA devices only; 1 on another device is refused in one line."""
-    if setting == "1" and device.type != "cuda":
+    """--cuda_graphs: auto tries to capture on CUDA devices only; 1 on another device is refused in one line."""
+    if setting == "1" and not can_capture(device):
         raise LOMError(f"--cuda_graphs 1 needs a CUDA device, but this run trains on {device}: use --cuda_graphs auto "
                        "or 0, or --device cuda")
-    return setting == "1" or (setting == "auto" and device.type == "cuda")
+    return setting == "1" or (setting == "auto" and can_capture(device))
 
 
 class CapturedStep:
     """Calls `step()` (one update of `agent`, returning its losses) as eager warm-up steps, then as graph replays.
 
-    The losses returned by a replay live in the graph's static memory and are overwritten by the next replay: read
-    or copy them before calling again (`LossWindow.add` copies them).
+    If capture fails, `strict` (--cuda_graphs 1) raises LOMError naming --cuda_graphs 0; otherwise (auto) one
+    warning names the cause and every later call is an eager step. `on_settled(captured)` is called once, when
+    capture has succeeded or failed. The losses returned by a replay live in the graph's static memory and are
+    overwritten by the next replay: read or copy them before calling again (`LossWindow.add` copies them).
     """
 
-    def __init__(self, step: Callable[[], Losses], agent: nn.Module, warmup: int = WARMUP_STEPS):
-        self.step, self.agent = step, agent
+    def __init__(self, step: Callable[[], Losses], agent: nn.Module, strict: bool = False,
+                 on_settled: Callable[[bool], None] = lambda captured: None, warmup: int = WARMUP_STEPS):
+        self.step, self.agent, self.strict, self.on_settled = step, agent, strict, on_settled
         periods = [m.period for m in agent.modules() if isinstance(m, CountsUpdates)]
         self.warmup_left = max(warmup, math.lcm(1, *periods) + 1)
         self.stream: torch.cuda.Stream | None = None
@@ -56,12 +64,15 @@ class CapturedStep:
         self.graphs: list[torch.cuda.CUDAGraph] = []
         self.outputs: list[Losses] = []
         self.replays = 0
+        self.eager = False  # capture failed: every step runs eagerly
 
     def __call__(self) -> Losses:
+        if self.eager:
+            return self.step()
         if self.warmup_left:
             return self._warmup_step()
-        if not self.graphs:
-            self._capture()
+        if not self.graphs and not self._capture_or_fall_back():
+            return self.step()
         phase = self.replays % len(self.graphs)
         self.graphs[phase].replay()
         self.replays += 1
@@ -84,17 +95,35 @@ class CapturedStep:
         self.warmup_left -= 1
         return losses
 
+    def _capture_or_fall_back(self) -> bool:
+        """Capture the graphs; on failure raise (strict) or warn and turn eager. Whether they were captured."""
+        try:
+            self._capture()
+        except Exception as exc:  # whatever CUDA or PyTorch refused: the step itself still runs eagerly
+            cause = " ".join(f"{type(exc).__name__}: {exc}".split())
+            self.graphs, self.outputs = [], []
+            if self.strict:
+                raise LOMError(f"capturing the training step as CUDA graphs failed ({cause}); train with eager steps "
+                               "with --cuda_graphs 0") from exc
+            warnings.warn(f"capturing the training step as CUDA graphs failed ({cause}); the run continues with eager "
+                          "steps (--cuda_graphs 0 skips the attempt)", stacklevel=2)
+            self.eager = True
+        self.on_settled(not self.eager)
+        return not self.eager
+
     def _capture(self) -> None:
         period = math.lcm(1, *(m.period for m in self.counters))
         start = [m.updates for m in self.counters]
         torch.cuda.synchronize()
-        for _ in range(period):  # graph j is the step taken with every counter at start + j
-            graph = torch.cuda.CUDAGraph()
-            # Each seed draws from its own generator (lom/seeds.py); registered, a replay advances each of them.
-            for generator in self.agent.rng.generators or ():
-                graph.register_generator_state(generator)
-            with torch.cuda.graph(graph, stream=self.stream):
-                self.outputs.append(self.step())
-            self.graphs.append(graph)
-        for counter, updates in zip(self.counters, start):  # capture ran each step's Python, but no kernel
-            counter.updates = updates
+        try:
+            for _ in range(period):  # graph j is the step taken with every counter at start + j
+                graph = torch.cuda.CUDAGraph()
+                # Each seed draws from its own generator (lom/seeds.py); registered, a replay advances each of them.
+                for generator in self.agent.rng.generators or ():
+                    graph.register_generator_state(generator)
+                with torch.cuda.graph(graph, stream=self.stream):
+                    self.outputs.append(self.step())
+                self.graphs.append(graph)
+        finally:
+            for counter, updates in zip(self.counters, start):  # capture ran each step's Python, but no kernel
+                counter.updates = updates

@@ -38,6 +38,11 @@ class RunLogger:
         if enable_wandb:
             self.wandb_run = _start_wandb(run_dir, config, project, group, run_name, run_id)
 
+    def update_config(self, changes: dict) -> None:
+        """Settings learnt after the run started (whether its steps were captured), mirrored to wandb."""
+        if self.wandb_run is not None:
+            self.wandb_run.config.update(changes, allow_val_change=True)
+
     def log_evaluation(self, row: dict) -> None:
         self.rows.append(row)
         self._write_csv()

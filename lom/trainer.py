@@ -34,6 +34,8 @@ from lom.data.types import DatasetSpec
 from lom.errors import EXIT_INTERRUPTED, EXIT_STOPPED, LOMError, TrainingStopped
 from lom.evaluation import evaluate_seeds
 from lom.fit import check_env_fit, check_mixture_fit, env_action_dim, load_mixture
+from lom.devices import activate, select_device
+from lom import graphs
 from lom.graphs import CapturedStep, use_cuda_graphs
 from lom.io import write_json
 from lom.run_lock import RunLock
@@ -45,14 +47,6 @@ NAN_CHECKPOINT_NAME = "checkpoint_nan.pt"
 # Evaluation episodes use seeds far from the training seed's so that no two evaluations share an episode.
 EVAL_SEED_STRIDE = 10_000
 STOP_EXIT_STATUS = {signal.SIGTERM: EXIT_STOPPED, signal.SIGUSR1: EXIT_STOPPED, signal.SIGINT: EXIT_INTERRUPTED}
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise LOMError(f"--device {name} asked for, but PyTorch sees no CUDA GPU; use --device cpu")
-    return torch.device(name)
 
 
 class LossWindow:
@@ -185,6 +179,9 @@ class Trainer:
         self.cfgs = [dataclasses.replace(resolved, seed=seed) for seed in self.seeds]
         self.cfg = self.cfgs[0]  # every setting but the seed is the same for all
         self.run_dirs = [run_directory_for(c, self.spec.name) for c in self.cfgs]
+        # Checked here, before any run folder is locked, moved or written.
+        self.device = select_device(resolved.device)
+        self.captured = use_cuda_graphs(resolved.cuda_graphs, self.device)
         self.stops = StopRequests()
         self.phase, self.step = "pretrain", 0
 
@@ -212,15 +209,14 @@ class Trainer:
             run_dir.mkdir(parents=True, exist_ok=True)
 
         checkpoint.seed_everything(cfg.seed)
-        self.device = pick_device(cfg.device)
-        if self.device.type == "cuda":  # streams, graphs and the generator a captured step uses are the current device's
-            torch.cuda.set_device(self.device)
+        activate(self.device)
         self.normalizer = ObservationNormalizer.fit(transitions.observations, cfg.normalise).to(self.device)
         self.reward_scale = (return_range_scale(transitions, RETURN_RANGE_TARGET)
                              if cfg.scales_rewards(self.spec.name, self.spec.env_id) else 1.0)
         self.data = DeviceDataset(transitions, self.normalizer, self.device, self.reward_scale)
-        self.captured = use_cuda_graphs(cfg.cuda_graphs, self.device)
-        self.agent: Agent = make_agent(cfg, self.data.obs_dim, self.data.act_dim, self.captured,
+        # Capturable optimisers wherever steps can be captured: eager and replayed steps then compute alike, and a
+        # failed capture falls back to eager steps without rebuilding anything.
+        self.agent: Agent = make_agent(cfg, self.data.obs_dim, self.data.act_dim, graphs.can_capture(self.device),
                                        self.seeds).to(self.device)
         if mixture is not None:
             self.agent.load_behaviour_model(mixture)
@@ -262,7 +258,7 @@ class Trainer:
             "obs_dim": transitions.obs_dim,
             "act_dim": transitions.act_dim,
             "device_used": str(self.device),
-            "cuda_graphs_used": self.captured,
+            "cuda_graphs_used": False,  # rewritten once a capture has succeeded (_capture_settled)
             "cpu_threads": torch.get_num_threads(),
             "seeds_in_process": list(self.seeds),
             "hyperparameters": self.agent.hyperparameters(),
@@ -309,7 +305,7 @@ class Trainer:
             self.window.sums[i], self.window.counts[i] = sums, dict(counts)
         if self.phase == "train":
             self.agent.finish_pretraining(self.data)
-        checkpoint.restore_rng(states[0]["rng"])
+        checkpoint.restore_rng(states[0]["rng"], self.device)
         self.agent.rng.load_states([state["rng"]["seed_stream"] for state in states])
         print(f"resumed from {self.phase} step {self.step}")
 
@@ -322,7 +318,7 @@ class Trainer:
 
     def save_checkpoint(self, name: str = checkpoint.CHECKPOINT_NAME) -> None:
         """Each seed's slice of the training state into its own run folder, all seeds as one set."""
-        agent_state, streams, rng = self.agent.training_state(), self.agent.rng.states(), checkpoint.capture_rng()
+        agent_state, streams, rng = self.agent.training_state(), self.agent.rng.states(), checkpoint.capture_rng(self.device)
         states = {}
         for i, (c, run_dir) in enumerate(zip(self.cfgs, self.run_dirs)):
             progress = Progress(self.phase, self.step, self.metrics[i],
@@ -435,7 +431,17 @@ class Trainer:
 
     def _stepper(self, step):
         """`step` itself, or, with --cuda_graphs, the same step captured once and replayed (lom/graphs.py)."""
-        return CapturedStep(step, self.agent) if self.captured else step
+        if not self.captured:
+            return step
+        return CapturedStep(step, self.agent, strict=self.cfg.cuda_graphs == "1", on_settled=self._capture_settled)
+
+    def _capture_settled(self, captured: bool) -> None:
+        """Record in config.json whether steps are now replayed graphs; after a failed capture none are tried again."""
+        self.captured = captured
+        for run_dir, record, logger in zip(self.run_dirs, self.config_records, self.loggers):
+            record["cuda_graphs_used"] = captured
+            write_json(run_dir / "config.json", record)
+            logger.update_config({"cuda_graphs_used": captured})
 
     def _evaluate(self) -> list[dict]:
         """Every seed's policy on its own episodes, all in one vector env; one metrics row per seed."""

@@ -110,12 +110,55 @@ def test_the_captured_steps_benchmark_measures_eager_rows_and_leaves_captured_on
     assert done.stdout.count("not measured") == 5
 
 
+def gpu_check(tmp_path, python: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(BENCHMARK.with_name("gpu_check.sh"))], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "OUT": str(tmp_path / "out"), "PYTHON": python})
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_the_gpu_check_script_refuses_in_one_line_without_cuda(tmp_path):
-    done = subprocess.run(["bash", str(BENCHMARK.with_name("gpu_check.sh"))], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "OUT": str(tmp_path / "out")})
+    done = gpu_check(tmp_path, sys.executable)
     assert done.returncode == 3 and done.stderr.strip().splitlines() == [
         "benchmarks/gpu_check.sh: PyTorch sees no CUDA device here; run it on a machine with a GPU"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_gpu_check_script_says_so_when_its_python_has_no_torch(tmp_path):
+    python = tmp_path / "python"  # this interpreter without its site-packages, where torch lives
+    python.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
+    python.chmod(0o755)
+    done = gpu_check(tmp_path, str(python))
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"benchmarks/gpu_check.sh: '{python}' cannot import torch; install the requirements (README, Set-up) or set "
+        "PYTHON"]
+
+
+def test_every_step_of_the_gpu_check_has_a_time_limit_and_all_fit_in_8_minutes():
+    script = BENCHMARK.with_name("gpu_check.sh").read_text()
+    steps = [line.split() for line in script.splitlines() if line.startswith("step ")]
+    assert len(steps) >= 8 and all(words[2].isdigit() for words in steps)
+    assert sum(int(words[2]) for words in steps) <= 8 * 60
+    names = {words[1] for words in steps}
+    assert {"tests", "eager_seeds", "captured_seeds", "same_metrics", "no_sync", "captured_steps",
+            "throughput"} <= names
+    assert 'timeout --kill-after=10 "$limit" "$@"' in script
+
+
+def test_same_metrics_accepts_runs_within_the_tolerance_and_names_each_difference(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARK.parent))
+    from gpu_check import metric_differences
+
+    header = "step,wall_time_s,return_mean,normalized_score,critic/q_loss\n"
+    for root, loss, score in (("a", "0.50000", "40.0"), ("b", "0.50002", "40.0"), ("c", "0.6", "45.0")):
+        folder = tmp_path / root / "LOM" / "seed0"
+        folder.mkdir(parents=True)
+        (folder / "metrics.csv").write_text(header + f"20,{len(root)},0.4,{score},{loss}\n")
+    assert metric_differences(tmp_path / "a", tmp_path / "b", 1e-4) == (1, [])
+    runs, problems = metric_differences(tmp_path / "a", tmp_path / "c", 1e-4)
+    assert runs == 1 and sorted(problems) == ["LOM/seed0 step 20: critic/q_loss 0.50000 against 0.6",
+                                              "LOM/seed0 step 20: normalized_score 40.0 against 45.0"]
+    with pytest.raises(LOMError, match="holds no metrics.csv"):
+        metric_differences(tmp_path / "missing", tmp_path / "a", 1e-4)
 
 
 # -- on a CUDA device ------------------------------------------------------------------------------------------
@@ -152,7 +195,8 @@ def losses_over_steps(name: str, captured: bool, steps: int) -> list[dict[str, f
     for update, count in phases:
         if count == 0:
             continue
-        step = CapturedStep(lambda update=update: update(data), agent) if captured else (lambda: update(data))
+        step = (CapturedStep(lambda update=update: update(data), agent, strict=True) if captured
+                else (lambda: update(data)))
         for _ in range(count):
             rows.append({k: v.item() for k, v in step().items()})
         if update == agent.pretrain_step:
@@ -177,7 +221,7 @@ def test_two_replays_draw_different_noise_and_counters_advance():
     noise = CapturedStep(lambda: {"noise": torch.randn((), device="cuda")}, agent)
     draws = [noise()["noise"].item() for _ in range(6)]  # 3 warm-up steps, then replays
     assert len(set(draws)) == len(draws)
-    step = CapturedStep(lambda: agent.train_step(data), agent)
+    step = CapturedStep(lambda: agent.train_step(data), agent, strict=True)
     reported = [sorted(step()) for _ in range(9)]
     assert agent.updates == 9  # TD3+BC's counter, advanced by hand on replays
     assert reported[3:] == [["critic/q_loss"] if n % 2 else ["actor/loss", "critic/q_loss"] for n in range(4, 10)]
@@ -213,7 +257,8 @@ def test_a_captured_run_killed_and_resumed_ends_with_the_scores_of_an_uninterrup
         agent_flags, env, tmp_path):
     from test_resume_agents import RUN, training_checkpointed, uninterrupted_and_resumed
 
-    flags = [*RUN, *agent_flags, "--device", "cuda", "--cuda_graphs", "1"]
+    # Many steps after the kill point (step 60), so that even at GPU speed the run is still training when killed.
+    flags = [*RUN, *agent_flags, "--training_steps", "1000", "--device", "cuda", "--cuda_graphs", "1"]
     whole, cut, progress, _ = uninterrupted_and_resumed(flags, env, tmp_path, training_checkpointed)
     assert progress["phase"] == "train"
     assert json.loads((cut / "config.json").read_text())["cuda_graphs_used"] is True

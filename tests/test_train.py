@@ -80,10 +80,11 @@ def evaluated_twice(run_dir: Path) -> bool:
     return metrics.is_file() and len(metrics.read_text().splitlines()) >= 3  # header + two evaluations
 
 
-def start_and_interrupt(args, env, run_dir: Path, signum: int, ready=evaluated_twice) -> subprocess.CompletedProcess:
-    """Start train.py, send `signum` once `ready(run_dir)` (by default once it has evaluated twice, well into
-    training), wait for it to end."""
-    proc = subprocess.Popen([sys.executable, "train.py", *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
+def start_and_interrupt(args, env, run_dir: Path, signum: int, ready=evaluated_twice,
+                        launcher: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Start train.py (through `launcher`, a script that runs it, if given), send `signum` once `ready(run_dir)` (by
+    default once it has evaluated twice, well into training), wait for it to end."""
+    proc = subprocess.Popen([sys.executable, *launcher, "train.py", *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None and not ready(run_dir):
