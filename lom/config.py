@@ -71,10 +71,8 @@ def _kind_row(kind: str) -> LOMHyperParams:
 # The paper preset on data that records its kind but whose environment has no row (e.g. Ant-v4 medium-expert).
 PAPER_KIND_ROWS = {kind: _kind_row(kind) for kind in PAPER_KINDS}
 
-# The built-in benchmark: three behaviour modes plus random episodes, so four components, one each. With five, the
-# mixture split the rare best mode in two, each below the support floor at the start, and a broad component
-# fitted to the random episodes took over there (final score 0 on some seeds). Near the best gap, where only
-# the rarest mode has data, unsupported components would otherwise be scored by extrapolated values.
+# The built-in benchmark's own row: N = 4, one component per behaviour (why: docs/method.md, "Where the defaults come
+# from").
 PAPER_HYPERPARAMS["multimodal-fork-v0"] = _hp(1, 4, 5, 0.0, 0.2, 50, min_w=0.05)
 # The built-in benchmark's row is its own, not the paper's: both presets use it whole, on unscaled rewards (its
 # reward is a single 0/1 at a gap, so there is no return range to speak of).
@@ -82,33 +80,24 @@ BUILTIN_ROWS = ("multimodal-fork-v0",)
 
 # `--preset` picks LOM's method and the values `None` fields take; every flag still overrides.
 #   paper: the authors' released agent: sarsa critic, imitation weight against Q(s, π(s)), unscaled rewards, every
-#          component a candidate for k*(s), the paper's row for D4RL names and PAPER_DEFAULT for other data.
-#   lom:   ours, one rule for every dataset (README "Hyper-parameters"): expectile critic, weight against V(s),
-#          rewards scaled by the episode-return range (a property measured on the data, see REWARD_SCALINGS) with
-#          LOM_BETA, the support floor LOM_MIN_COMPONENT_WEIGHT; K, N, ac_rand, smooth_noise and C from the paper's
-#          row for D4RL names and from `lom_default_for` (N from the action dimension) for all other data. No value
-#          depends on a file's name.
+#          component a candidate for k*(s); the paper's row for a standard name (D4RL, Minari MuJoCo), else for the
+#          environment and kind the data records (`paper_row`), and PAPER_DEFAULT for data that records nothing.
+#   lom:   ours, one rule for every dataset (docs/method.md "Hyper-parameters"): expectile critic, weight against
+#          V(s), rewards scaled by the episode-return range (a property measured on the data, see REWARD_SCALINGS)
+#          with LOM_BETA, the support floor LOM_MIN_COMPONENT_WEIGHT; K, N, ac_rand, smooth_noise and C from the
+#          paper's row for standard names and from `lom_default_for` (N from the action dimension) for all other
+#          data. No value depends on a file's name.
 PRESETS = ("lom", "paper")
 PAPER_DEFAULT = LOMHyperParams()
-# β = 5 was tuned over the paper's 1M steps. Over the 30k-50k steps that fit on a CPU the critic is young, its errors
-# dominate Q(s, a*) − V(s), and exp(5·gap) gates the actor on that noise: on collected HalfCheetah replay, fresh
-# actors imitating the same selected components scored 77 with unit weights and 10 with β = 5. 0.1 is the paper's
-# own smallest β (its expert datasets), here on rewards scaled to a return range of RETURN_RANGE_TARGET.
+# The paper's smallest β, on rewards scaled to a return range of RETURN_RANGE_TARGET (why: docs/method.md, "Where the
+# defaults come from").
 LOM_BETA = 0.1
 # The lom preset's imitation weight rule (WEIGHT_RULES): the paper's fixed β until the tuning study (issue 32) picks.
 LOM_WEIGHT_RULE = "fixed"
-# Replay data holds every policy its collector went through, so at a state the mixture keeps components with almost
-# no weight whose mode values are extrapolations; on collected Hopper replay k*(s) went to them. Fresh actors
-# imitating the chosen components of three 50k-step Hopper runs scored 29 / 36 / 40 with every component a
-# candidate and 102 / 88 / 102 with this floor (results/full_replay/README.md).
+# The support floor (why: docs/method.md, "Where the defaults come from").
 LOM_MIN_COMPONENT_WEIGHT = 0.05
 # Data without a row in the paper's table: K = 1, ac_rand 0, C = 50 (the paper's most common values) and N from the
-# action dimension, the one property the tuning set needed (the three full-replay collections, seed 0, 50k steps;
-# results/full_replay/README.md, "One rule for every dataset"). With 6-dimensional actions (Walker2d, HalfCheetah)
-# N = 10 split the data into narrow per-policy modes and the young critic's choice among them taught Walker2d
-# policies that lean back and fall (12.2 / 1.5; N = 2: 58.8 / 25.3 / 30.8; HalfCheetah N = 2: 93.2); with Hopper's
-# 3-dimensional actions N = 2 left each component spread over poor and good behaviour (26.2) and N = 10 scored
-# 98-102 from 30k steps on.
+# action dimension (why: docs/method.md, "Where the defaults come from").
 LOM_DEFAULT = _hp(1, 2, LOM_BETA, 0.0, 0.2, 50, min_w=LOM_MIN_COMPONENT_WEIGHT)
 LOM_FEW_ACTION_DIMS = 3  # data with at most this many action dimensions take LOM_FEW_DIMS_COMPONENTS components
 LOM_FEW_DIMS_COMPONENTS = 10
@@ -192,12 +181,8 @@ class Schedule:
 
 
 PAPER_SCHEDULE = Schedule()
-# The built-in benchmark is a 2-D task: far fewer steps are enough, so that `python train.py` (no flags) is a first
-# run of under two minutes on 2 CPU cores. Its reward comes once, at a gap: at γ = 0.99 a step of delay costs only
-# 1 % of value, so near the best gap the value of the random episodes' component (mean action about 0) tied with the
-# best mode's within the critic's error, k*(s) flipped to it between evaluations and the actor stood still (final
-# score 0 on one of three seeds with the mode batch halved). At γ = 0.9 a step of delay costs 10 %, and half the
-# mode batch then suffices.
+# The built-in benchmark's schedule: a first run under two minutes on 2 CPU cores, γ = 0.9 (why: docs/method.md,
+# "Where the defaults come from").
 SCHEDULES: dict[str, Schedule] = {
     "multimodal-fork-v0": Schedule(training_steps=5_000, gmm_steps=2_000, eval_every=500, hidden_width=192,
                                    mode_batch_size=512, discount=0.9),
