@@ -340,7 +340,8 @@ class TrainConfig:
         need(0.0 < self.tau <= 1.0, f"--tau must lie in (0, 1], got {self.tau}")
         need(0 <= self.min_component_weight < 1,
              f"--min_component_weight must lie in [0, 1), got {self.min_component_weight}")
-        for name in ("beta", "rms_beta", "ac_rand", "smooth_noise", "weight_clip", "gmm_lr", "critic_lr", "mode_lr", "actor_lr"):
+        for name in ("beta", "rms_beta", "ac_rand", "smooth_noise", "weight_clip", "gmm_lr", "critic_lr", "mode_lr",
+                     "actor_lr"):
             need(getattr(self, name) >= 0, f"--{name} must not be negative, got {getattr(self, name)}")
 
     def scales_rewards(self, dataset_name: str, env_id: str) -> bool:
