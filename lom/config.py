@@ -152,6 +152,7 @@ def preset_for(preset: str, dataset_name: str, action_dim: int | None = None, en
         row = PAPER_HYPERPARAMS[dataset_name]
         critic, baseline = ("sarsa", "policy") if preset == "paper" else ("expectile", "value")
         floor = 0.0 if preset == "paper" else row.min_component_weight
+        # Its row's β was set for the fixed rule on its unscaled 0/1 reward: both presets keep that rule here.
         return Preset(critic, baseline, "fixed", scale, dataclasses.replace(row, min_component_weight=floor),
                       dataset_name)
     if preset == "paper":

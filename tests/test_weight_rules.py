@@ -184,6 +184,8 @@ def test_each_rule_has_its_module_and_one_number():
         module = make_weight_rule(dataclasses.replace(cfg, weight_rule=rule), seeds=2)
         assert isinstance(module, kinds[rule]) and module.clip == 9.0
         assert getattr(module, numbers[rule]) == getattr(cfg, WEIGHT_RULE_NUMBERS[rule])
+    with pytest.raises(LOMError, match="--weight_rule None is unknown"):  # an unresolved config is refused
+        make_weight_rule(dataclasses.replace(cfg, weight_rule=None), seeds=1)
 
 
 def test_the_default_rule_is_fixed_under_both_presets_and_bad_values_are_refused_in_one_line():

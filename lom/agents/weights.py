@@ -23,7 +23,8 @@ import math
 import torch
 from torch import nn
 
-from lom.config import TrainConfig
+from lom.config import WEIGHT_RULES, TrainConfig
+from lom.errors import LOMError
 
 # rms: batches after which the running mean of g² turns from an exact mean into an exponential one (H above).
 RMS_HORIZON = 1_000
@@ -109,8 +110,10 @@ class EffectiveSampleSizeWeight(nn.Module):
 def make_weight_rule(cfg: TrainConfig, seeds: int) -> nn.Module:
     """The module `--weight_rule` names, with its one number (β, --rms_beta or --ess_fraction) and the cap C."""
     clip = cfg.weight_clip
+    if cfg.weight_rule == "fixed":
+        return FixedWeight(cfg.beta, clip)
     if cfg.weight_rule == "rms":
         return RunningRMSWeight(seeds, cfg.rms_beta, clip)
     if cfg.weight_rule == "ess":
         return EffectiveSampleSizeWeight(cfg.ess_fraction, clip)
-    return FixedWeight(cfg.beta, clip)
+    raise LOMError(f"--weight_rule {cfg.weight_rule!r} is unknown: choose one of {', '.join(WEIGHT_RULES)}")
