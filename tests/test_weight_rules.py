@@ -110,6 +110,15 @@ def test_ess_rule_gives_the_same_weights_when_every_gap_is_100_times_larger():
                                atol=1e-6)
 
 
+@pytest.mark.parametrize("scale", [1e-6, 1e-2, 1e2, 1e6])
+def test_ess_rule_gives_the_same_weights_at_any_gap_scale_not_only_inside_its_search_bracket(scale):
+    """The temperature is searched as u = λ·std(g) in a fixed bracket: gaps of any scale need the same u."""
+    g = torch.Generator().manual_seed(2)
+    gap = torch.randn(2, 256, generator=g) + 0.2
+    torch.testing.assert_close(ess_weights(scale * gap, 0.5, 50.0), ess_weights(gap, 0.5, 50.0), rtol=1e-4,
+                               atol=1e-6)
+
+
 def test_ess_rule_clips_at_c():
     gap = torch.tensor([[10.0] + [0.0] * 99])  # one outstanding gap: at ESS/n = 0.02 it carries ~ √(n/f) = 70
     assert ess_weights(gap, 0.02, 50.0).max().item() == 50.0
