@@ -34,6 +34,7 @@ NUMBERS = "tests/test_numbers.py"
 RESUME = "tests/test_resume_agents.py"
 CAPTURE = "tests/test_cuda_path_on_cpu.py"
 ALGORITHM = (BY_HAND, KNOWN)
+WEIGHT_RULES = ("tests/test_weight_rules.py", BY_HAND)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Mutation:
 
 CRITICS, IQL, TD3BC = "lom/agents/critics.py", "lom/agents/iql.py", "lom/agents/td3bc.py"
 LOM, BC, NETWORKS = "lom/agents/lom.py", "lom/agents/bc.py", "lom/networks.py"
+WEIGHTS = "lom/agents/weights.py"
 
 MUTATIONS = [
     # -- the expectile critic (IQL's, and LOM's default) --
@@ -132,10 +134,37 @@ MUTATIONS = [
              "a* is drawn from component 0 whatever k* is"),
     Mutation("mode-value-at-means", LOM, "sample_components(means, stds, self.rng.normal_like(means))", "means",
              "Q_mode(s, k) regressed on Q(s, μ_k) instead of Q at actions drawn from component k"),
-    Mutation("lom-weight-neg-beta", LOM, "return torch.exp(beta * gap)", "return torch.exp(-beta * gap)",
+    Mutation("lom-weight-neg-beta", WEIGHTS, "return torch.exp(beta * gap)", "return torch.exp(-beta * gap)",
              "imitation weight exp(−β·gap): the worst actions weigh most"),
-    Mutation("lom-weight-unclipped", LOM, "torch.exp(beta * gap).clamp(max=clip)", "torch.exp(beta * gap)",
+    Mutation("lom-weight-unclipped", WEIGHTS, "torch.exp(beta * gap).clamp(max=clip)", "torch.exp(beta * gap)",
              "imitation weight not clipped at C"),
+    # -- the scale-free imitation weights (--weight_rule rms | ess) --
+    Mutation("rms-unnormalised", WEIGHTS, "torch.exp(self.beta * gap / scale)", "torch.exp(self.beta * gap)",
+             "the rms rule exponentiates the raw gap: the reward scale sets the weights again", WEIGHT_RULES),
+    Mutation("rms-mean-of-gaps", WEIGHTS, "self.mean_square.lerp_(gap.square().mean(dim=-1)",
+             "self.mean_square.lerp_(gap.mean(dim=-1)", "c² a running mean of the gaps instead of their squares",
+             WEIGHT_RULES),
+    Mutation("rms-shared-across-seeds", WEIGHTS, "self.mean_square.lerp_(gap.square().mean(dim=-1)",
+             "self.mean_square.lerp_(gap.square().mean()", "one running RMS pooled over all stacked seeds",
+             WEIGHT_RULES),
+    Mutation("rms-no-warm-start", WEIGHTS, "rate = self.batches.reciprocal().clamp(min=self.min_rate)",
+             "rate = torch.full_like(self.batches, self.min_rate)",
+             "the running mean starts from 0 at rate 1/H: c is far too small for the first H batches", WEIGHT_RULES),
+    Mutation("rms-state-not-saved", WEIGHTS, 'self.register_buffer("mean_square", torch.zeros(seeds))',
+             'self.register_buffer("mean_square", torch.zeros(seeds), persistent=False)',
+             "the running mean of g² is not in checkpoints: a resumed run restarts it from 0",
+             ("tests/test_weight_rules.py", RESUME)),
+    Mutation("ess-inverted", WEIGHTS, "torch.softmax(u * z, dim=-1)", "torch.softmax(-u * z, dim=-1)",
+             "the ess rule weighs the worst gaps most", WEIGHT_RULES),
+    Mutation("ess-bisection-reversed", WEIGHTS,
+             "lo, hi = torch.where(too_even, mid, lo), torch.where(too_even, hi, mid)",
+             "lo, hi = torch.where(too_even, lo, mid), torch.where(too_even, mid, hi)",
+             "the bisection moves away from the ESS target", WEIGHT_RULES),
+    Mutation("ess-unstandardised", WEIGHTS, "z = (gap - mean) / std.clamp(min=TINY)", "z = gap - mean",
+             "the temperature is searched on raw gaps: it depends on the reward scale", WEIGHT_RULES),
+    Mutation("ess-sums-to-one", WEIGHTS, "(gap.shape[-1] * torch.softmax(u * z, dim=-1))",
+             "torch.softmax(u * z, dim=-1)", "the ess weights sum to 1 instead of averaging 1: steps n times smaller",
+             WEIGHT_RULES),
     Mutation("lom-policy-gap-swapped", LOM, "return q[..., 0] - q[..., 1]", "return q[..., 1] - q[..., 0]",
              "the authors' gap taken as Q(s, π(s)) − Q(s, a*)"),
     Mutation("lom-value-baseline-missing", LOM, "[..., 0] - self.critic.state_value(obs)", "[..., 0]",

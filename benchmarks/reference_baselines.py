@@ -135,7 +135,7 @@ def prepare_inputs(env_name: str, dataset_path: str, agent: str) -> tuple[Inputs
     spec = resolve_dataset(env_name, dataset_path)
     transitions = load_transitions(spec, progress=False)
     normalizer = ObservationNormalizer.fit(transitions.observations, True)
-    scales = TrainConfig(env_name=env_name, dataset_path=dataset_path, agent=agent).scales_rewards(spec.name,
+    scales = TrainConfig(env_name=env_name, dataset_path=dataset_path, agent=agent).scales_rewards(spec.table_name,
                                                                                                    spec.env_id)
     scale = return_range_scale(transitions, RETURN_RANGE_TARGET) if scales else 1.0
     arrays = read_d4rl_arrays(spec.path)

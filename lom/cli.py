@@ -27,8 +27,9 @@ FLAG_HELP = {
     "agent": "LOM, or a baseline: BC, IQL, TD3BC",
     "preset": "LOM's method and default values: lom (ours: expectile critic, weight against V(s), rewards scaled by "
               "the return range, β 0.1, support floor 0.05; one rule for every dataset) or paper (the authors' "
-              "released agent: sarsa critic, weight against Q(s, π(s)), unscaled rewards, the paper's per-dataset "
-              "row, no floor); LOM-paper run folders hold the latter; every flag below still overrides",
+              "released agent: sarsa critic, weight against Q(s, π(s)), unscaled rewards, no floor, the paper's row "
+              "for the dataset, or for the env and kind a file records in metadata/; config.json's preset_row "
+              "names it); LOM-paper run folders hold the latter; every flag below still overrides",
     "seed": "random seed; a CPU run with the same seed and number of threads is repeatable bit for bit",
     "training_steps": f"main training steps {per_dataset('training_steps')}",
     "gmm_steps": f"LOM: behaviour-mixture pre-training steps {per_dataset('gmm_steps')}",
@@ -42,6 +43,14 @@ FLAG_HELP = {
     "mode_net": "LOM's mode-value network: multihead (one output per component) or onehot (the authors' form)",
     "weight_baseline": "LOM's imitation weight exp(β·(Q(s, a*) − b(s))) compares with b = value: the expectile "
                        "critic's V(s), or policy: Q(s, π(s)) (the authors' rule) (default: from --preset)",
+    "weight_rule": "how LOM's imitation weight ω is made from the gap g = Q(s, a*) − b(s), each rule capped at C: "
+                   "fixed: exp(β·g) (the paper's; β in units of 1/reward), rms: exp(rms_beta · g / c), c² a running "
+                   "mean of g² (MARWIL's normalisation), or ess: n·softmax(λ·g) over the batch, λ set so the weights' "
+                   "effective sample size is ess_fraction of the batch; rms and ess do not change when rewards are "
+                   "scaled (default: from --preset; fixed under both until a study picks)",
+    "rms_beta": "--weight_rule rms: β applied to the gap over its running root-mean-square",
+    "ess_fraction": "--weight_rule ess: the weights' effective sample size (Σω)²/Σω² as a fraction of the batch, in "
+                    "(0, 1); 1 is uniform weights",
     "expectile": "expectile τ of the expectile critic",
     "num_components": "N, mixture components (default: from --preset and the dataset)",
     "num_critics": "K, critic ensemble size (default: from --preset and the dataset)",

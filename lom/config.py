@@ -49,13 +49,30 @@ PAPER_HYPERPARAMS: dict[str, LOMHyperParams] = {
     "hopper-expert-v2": _hp(1, 2, 0.1, 0.0, 0.2, 50),
     "walker2d-expert-v2": _hp(1, 5, 0.1, 0.2, 0.0, 50),
 }
-for _env in ("halfcheetah", "hopper", "walker2d"):
+PAPER_ENVS = ("halfcheetah", "hopper", "walker2d")
+PAPER_KINDS = ("random", "medium", "medium-replay", "medium-expert", "expert", "full-replay")
+for _env in PAPER_ENVS:
     PAPER_HYPERPARAMS[f"{_env}-random-v2"] = PAPER_HYPERPARAMS[f"{_env}-medium-v2"]
 
-# The built-in benchmark: three behaviour modes plus random episodes, so four components, one each. With five, the
-# mixture split the rare best mode in two, each below the support floor at the start, and a broad component
-# fitted to the random episodes took over there (final score 0 on some seeds). Near the best gap, where only
-# the rarest mode has data, unsupported components would otherwise be scored by extrapolated values.
+
+def _most_common(values: list):
+    """The value most rows share; a tie goes to the smallest (e.g. K 2, 6, 3 -> 2)."""
+    return min(values, key=lambda v: (-values.count(v), v))
+
+
+def _kind_row(kind: str) -> LOMHyperParams:
+    """A kind's values for an environment without a row of its own: each value the one most of the three
+    environments' rows of that kind use (β agrees across a kind's rows anyway), ties to the smaller."""
+    rows = [PAPER_HYPERPARAMS[f"{env}-{kind}-v2"] for env in PAPER_ENVS]
+    return LOMHyperParams(**{f.name: _most_common([getattr(r, f.name) for r in rows])
+                             for f in dataclasses.fields(LOMHyperParams)})
+
+
+# The paper preset on data that records its kind but whose environment has no row (e.g. Ant-v4 medium-expert).
+PAPER_KIND_ROWS = {kind: _kind_row(kind) for kind in PAPER_KINDS}
+
+# The built-in benchmark's own row: N = 4, one component per behaviour (why: docs/method.md, "Where the defaults come
+# from").
 PAPER_HYPERPARAMS["multimodal-fork-v0"] = _hp(1, 4, 5, 0.0, 0.2, 50, min_w=0.05)
 # The built-in benchmark's row is its own, not the paper's: both presets use it whole, on unscaled rewards (its
 # reward is a single 0/1 at a gap, so there is no return range to speak of).
@@ -63,31 +80,24 @@ BUILTIN_ROWS = ("multimodal-fork-v0",)
 
 # `--preset` picks LOM's method and the values `None` fields take; every flag still overrides.
 #   paper: the authors' released agent: sarsa critic, imitation weight against Q(s, π(s)), unscaled rewards, every
-#          component a candidate for k*(s), the paper's row for D4RL names and PAPER_DEFAULT for other data.
-#   lom:   ours, one rule for every dataset (README "Hyper-parameters"): expectile critic, weight against V(s),
-#          rewards scaled by the episode-return range (a property measured on the data, see REWARD_SCALINGS) with
-#          LOM_BETA, the support floor LOM_MIN_COMPONENT_WEIGHT; K, N, ac_rand, smooth_noise and C from the paper's
-#          row for D4RL names and from `lom_default_for` (N from the action dimension) for all other data. No value
-#          depends on a file's name.
+#          component a candidate for k*(s); the paper's row for a standard name (D4RL, Minari MuJoCo), else for the
+#          environment and kind the data records (`paper_row`), and PAPER_DEFAULT for data that records nothing.
+#   lom:   ours, one rule for every dataset (docs/method.md "Hyper-parameters"): expectile critic, weight against
+#          V(s), rewards scaled by the episode-return range (a property measured on the data, see REWARD_SCALINGS)
+#          with LOM_BETA, the support floor LOM_MIN_COMPONENT_WEIGHT; K, N, ac_rand, smooth_noise and C from the
+#          paper's row for standard names and from `lom_default_for` (N from the action dimension) for all other
+#          data. No value depends on a file's name.
 PRESETS = ("lom", "paper")
 PAPER_DEFAULT = LOMHyperParams()
-# β = 5 was tuned over the paper's 1M steps. Over the 30k-50k steps that fit on a CPU the critic is young, its errors
-# dominate Q(s, a*) − V(s), and exp(5·gap) gates the actor on that noise: on collected HalfCheetah replay, fresh
-# actors imitating the same selected components scored 77 with unit weights and 10 with β = 5. 0.1 is the paper's
-# own smallest β (its expert datasets), here on rewards scaled to a return range of RETURN_RANGE_TARGET.
+# The paper's smallest β, on rewards scaled to a return range of RETURN_RANGE_TARGET (why: docs/method.md, "Where the
+# defaults come from").
 LOM_BETA = 0.1
-# Replay data holds every policy its collector went through, so at a state the mixture keeps components with almost
-# no weight whose mode values are extrapolations; on collected Hopper replay k*(s) went to them. Fresh actors
-# imitating the chosen components of three 50k-step Hopper runs scored 29 / 36 / 40 with every component a
-# candidate and 102 / 88 / 102 with this floor (results/full_replay/README.md).
+# The lom preset's imitation weight rule (WEIGHT_RULES): the paper's fixed β until the tuning study (issue 32) picks.
+LOM_WEIGHT_RULE = "fixed"
+# The support floor (why: docs/method.md, "Where the defaults come from").
 LOM_MIN_COMPONENT_WEIGHT = 0.05
 # Data without a row in the paper's table: K = 1, ac_rand 0, C = 50 (the paper's most common values) and N from the
-# action dimension, the one property the tuning set needed (the three full-replay collections, seed 0, 50k steps;
-# results/full_replay/README.md, "One rule for every dataset"). With 6-dimensional actions (Walker2d, HalfCheetah)
-# N = 10 split the data into narrow per-policy modes and the young critic's choice among them taught Walker2d
-# policies that lean back and fall (12.2 / 1.5; N = 2: 58.8 / 25.3 / 30.8; HalfCheetah N = 2: 93.2); with Hopper's
-# 3-dimensional actions N = 2 left each component spread over poor and good behaviour (26.2) and N = 10 scored
-# 98-102 from 30k steps on.
+# action dimension (why: docs/method.md, "Where the defaults come from").
 LOM_DEFAULT = _hp(1, 2, LOM_BETA, 0.0, 0.2, 50, min_w=LOM_MIN_COMPONENT_WEIGHT)
 LOM_FEW_ACTION_DIMS = 3  # data with at most this many action dimensions take LOM_FEW_DIMS_COMPONENTS components
 LOM_FEW_DIMS_COMPONENTS = 10
@@ -103,12 +113,15 @@ def lom_default_for(action_dim: int | None) -> LOMHyperParams:
 
 @dataclass(frozen=True)
 class Preset:
-    """What a preset gives LOM on one dataset: the method choices and the per-dataset values."""
+    """What a preset gives LOM on one dataset: the method choices, the per-dataset values and the name of the row
+    they came from (recorded in config.json as `preset_row`)."""
 
     critic: str
     weight_baseline: str
+    weight_rule: str
     scale_rewards: bool
     values: LOMHyperParams
+    row: str
 
 
 def preset_scales_rewards(preset: str, dataset_name: str) -> bool:
@@ -116,21 +129,41 @@ def preset_scales_rewards(preset: str, dataset_name: str) -> bool:
     return preset == "lom" and dataset_name not in BUILTIN_ROWS
 
 
-def preset_for(preset: str, dataset_name: str, action_dim: int | None = None) -> Preset:
-    """The preset's method and values for a dataset (see PRESETS); `dataset_name` matters only through the tables,
+def paper_row(dataset_name: str, env_family: str | None = None, kind: str | None = None
+              ) -> tuple[str, LOMHyperParams] | None:
+    """The paper's row for a dataset and its name: by the dataset's standard name (a D4RL name), else by the
+    environment and kind its data records (that environment's row, else PAPER_KIND_ROWS[kind]); None if neither."""
+    for name in (dataset_name, f"{env_family}-{kind}-v2"):
+        if name in PAPER_HYPERPARAMS:
+            return name, PAPER_HYPERPARAMS[name]
+    if kind in PAPER_KIND_ROWS:
+        return f"{kind} (kind rule)", PAPER_KIND_ROWS[kind]
+    return None
+
+
+def preset_for(preset: str, dataset_name: str, action_dim: int | None = None, env_family: str | None = None,
+               kind: str | None = None) -> Preset:
+    """The preset's method and values for a dataset (see PRESETS). `dataset_name` is the dataset's standard name
+    (a D4RL name, a Minari MuJoCo id's D4RL counterpart, the built-in benchmark) and matters only through the
+    tables; `env_family` and `kind` (what the data records, e.g. hopper, medium-expert) only under the paper preset;
     `action_dim` (the data's; None if unknown) only for data without a row under the lom preset."""
-    row, scale = PAPER_HYPERPARAMS.get(dataset_name), preset_scales_rewards(preset, dataset_name)
+    scale = preset_scales_rewards(preset, dataset_name)
     if dataset_name in BUILTIN_ROWS:
+        row = PAPER_HYPERPARAMS[dataset_name]
         critic, baseline = ("sarsa", "policy") if preset == "paper" else ("expectile", "value")
         floor = 0.0 if preset == "paper" else row.min_component_weight
-        return Preset(critic, baseline, scale, dataclasses.replace(row, min_component_weight=floor))
+        # Its row's β was set for the fixed rule on its unscaled 0/1 reward: both presets keep that rule here.
+        return Preset(critic, baseline, "fixed", scale, dataclasses.replace(row, min_component_weight=floor),
+                      dataset_name)
     if preset == "paper":
-        return Preset("sarsa", "policy", scale, dataclasses.replace(row or PAPER_DEFAULT, min_component_weight=0.0))
-    values = lom_default_for(action_dim) if row is None else dataclasses.replace(
-        row, beta=LOM_BETA, min_component_weight=LOM_MIN_COMPONENT_WEIGHT)
-    return Preset("expectile", "value", scale, values)
-
-
+        name, values = paper_row(dataset_name, env_family, kind) or ("PAPER_DEFAULT", PAPER_DEFAULT)
+        return Preset("sarsa", "policy", "fixed", scale, dataclasses.replace(values, min_component_weight=0.0), name)
+    if dataset_name in PAPER_HYPERPARAMS:
+        values = dataclasses.replace(PAPER_HYPERPARAMS[dataset_name], beta=LOM_BETA,
+                                     min_component_weight=LOM_MIN_COMPONENT_WEIGHT)
+        return Preset("expectile", "value", LOM_WEIGHT_RULE, scale, values, dataset_name)
+    return Preset("expectile", "value", LOM_WEIGHT_RULE, scale, lom_default_for(action_dim),
+                  "LOM_DEFAULT (N from the action dimension)")
 
 
 @dataclass(frozen=True)
@@ -149,12 +182,8 @@ class Schedule:
 
 
 PAPER_SCHEDULE = Schedule()
-# The built-in benchmark is a 2-D task: far fewer steps are enough, so that `python train.py` (no flags) is a first
-# run of under two minutes on 2 CPU cores. Its reward comes once, at a gap: at γ = 0.99 a step of delay costs only
-# 1 % of value, so near the best gap the value of the random episodes' component (mean action about 0) tied with the
-# best mode's within the critic's error, k*(s) flipped to it between evaluations and the actor stood still (final
-# score 0 on one of three seeds with the mode batch halved). At γ = 0.9 a step of delay costs 10 %, and half the
-# mode batch then suffices.
+# The built-in benchmark's schedule: a first run under two minutes on 2 CPU cores, γ = 0.9 (why: docs/method.md,
+# "Where the defaults come from").
 SCHEDULES: dict[str, Schedule] = {
     "multimodal-fork-v0": Schedule(training_steps=5_000, gmm_steps=2_000, eval_every=500, hidden_width=192,
                                    mode_batch_size=512, discount=0.9),
@@ -162,6 +191,16 @@ SCHEDULES: dict[str, Schedule] = {
 
 
 CRITICS = ("expectile", "sarsa")
+# How LOM's imitation weight is made from the gap Q(s, a*) − b(s) (lom/agents/weights.py): fixed, the paper's
+# clip(exp(β·gap), 0, C); rms, the gap over a running root-mean-square of gaps (MARWIL); ess, a per-batch temperature
+# that gives the weights a target effective sample size. Each has one number: β, RMS_BETA or ESS_FRACTION.
+WEIGHT_RULES = ("fixed", "rms", "ess")
+# Untuned starting values of the two scale-free rules' numbers (issue 32 chooses on the tuning set): β_rms = 1 weighs a
+# gap one running RMS above the baseline e ≈ 2.7 times one at it (MARWIL's β = 1); ESS/n = 0.5 lets about half the
+# batch carry the actor's update.
+RMS_BETA = 1.0
+ESS_FRACTION = 0.5
+WEIGHT_RULE_NUMBERS = {"fixed": "beta", "rms": "rms_beta", "ess": "ess_fraction"}  # each rule's one flag
 # What LOM's imitation weight compares Q(s, a*) with: the critic's state value V(s) (in-distribution), or
 # Q(s, π(s)) at the actor's own action (the authors' rule).
 WEIGHT_BASELINES = ("value", "policy")
@@ -198,6 +237,9 @@ class TrainConfig:
     critic: str | None = None
     mode_net: str = "multihead"
     weight_baseline: str | None = None
+    weight_rule: str | None = None
+    rms_beta: float = RMS_BETA
+    ess_fraction: float = ESS_FRACTION
     expectile: float = 0.7
     num_components: int | None = None
     num_critics: int | None = None
@@ -231,9 +273,11 @@ class TrainConfig:
     group: str = "default"
     enable_wandb: bool = False
 
-    def resolve(self, dataset_name: str, action_dim: int | None = None) -> "TrainConfig":
+    def resolve(self, dataset_name: str, action_dim: int | None = None, env_family: str | None = None,
+                kind: str | None = None) -> "TrainConfig":
         """Fill every `None` from the dataset's schedule and the preset's method and values (`action_dim`: the
-        data's, which LOM's one rule needs for data without a row in the paper's table)."""
+        data's, which LOM's one rule needs for data without a row in the paper's table; `env_family`, `kind`: what
+        the data records, which the paper preset reads; see `preset_for`)."""
         from lom.errors import LOMError
 
         if self.preset not in PRESETS:
@@ -244,7 +288,7 @@ class TrainConfig:
             raise LOMError(f"{dataset_name} has no row in the paper's table and its actions are not a flat vector, so "
                            "LOM's default has no N for it: give --num_components")
         schedule = SCHEDULES.get(dataset_name, PAPER_SCHEDULE)
-        preset = preset_for(self.preset, dataset_name, action_dim)
+        preset = preset_for(self.preset, dataset_name, action_dim, env_family, kind)
         paper = preset.values
         filled = {
             f.name: getattr(self, f.name) if getattr(self, f.name) is not None else getattr(schedule, f.name)
@@ -258,6 +302,7 @@ class TrainConfig:
         )
         filled["critic"] = self.critic or preset.critic
         filled["weight_baseline"] = self.weight_baseline or preset.weight_baseline
+        filled["weight_rule"] = self.weight_rule or preset.weight_rule
         return dataclasses.replace(self, **filled)
 
     def validate(self) -> None:
@@ -276,6 +321,9 @@ class TrainConfig:
         need(self.weight_baseline != "value" or self.critic == "expectile" or self.agent != "LOM",
              "--weight_baseline value compares with the expectile critic's V(s): use --critic expectile, or "
              "--weight_baseline policy with --critic sarsa")
+        need(self.weight_rule in WEIGHT_RULES,
+             f"--weight_rule {self.weight_rule!r} is unknown: choose one of {', '.join(WEIGHT_RULES)}")
+        need(0.0 < self.ess_fraction < 1.0, f"--ess_fraction must lie in (0, 1), got {self.ess_fraction}")
         need(self.cuda_graphs in CUDA_GRAPHS,
              f"--cuda_graphs {self.cuda_graphs!r} is unknown: choose one of {', '.join(CUDA_GRAPHS)}")
         need(self.reward_scaling in REWARD_SCALINGS,
@@ -293,7 +341,8 @@ class TrainConfig:
         need(0.0 < self.tau <= 1.0, f"--tau must lie in (0, 1], got {self.tau}")
         need(0 <= self.min_component_weight < 1,
              f"--min_component_weight must lie in [0, 1), got {self.min_component_weight}")
-        for name in ("beta", "ac_rand", "smooth_noise", "weight_clip", "gmm_lr", "critic_lr", "mode_lr", "actor_lr"):
+        for name in ("beta", "rms_beta", "ac_rand", "smooth_noise", "weight_clip", "gmm_lr", "critic_lr", "mode_lr",
+                     "actor_lr"):
             need(getattr(self, name) >= 0, f"--{name} must not be negative, got {getattr(self, name)}")
 
     def scales_rewards(self, dataset_name: str, env_id: str) -> bool:

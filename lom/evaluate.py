@@ -45,6 +45,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     record = json.loads(config_path.read_text())
     for width in ("hidden_width", "gmm_hidden_width"):  # runs recorded before widths were flags used the paper's
         record.setdefault(width, getattr(PAPER_SCHEDULE, width))
+    record.setdefault("weight_rule", "fixed")  # runs recorded before --weight_rule existed weighed by the fixed rule
     cfg = TrainConfig(**{f.name: record[f.name] for f in dataclasses.fields(TrainConfig) if f.name in record})
     spec = resolve_dataset(cfg.env_name, cfg.dataset_path)
     torch_device = select_device(device)

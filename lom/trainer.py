@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from lom import checkpoint
 from lom.agents import Agent, make_agent
 from lom.batches import DeviceDataset, ObservationNormalizer
-from lom.config import RETURN_RANGE_TARGET, LOMHyperParams, TrainConfig
+from lom.config import RETURN_RANGE_TARGET, WEIGHT_RULE_NUMBERS, LOMHyperParams, TrainConfig, preset_for
 from lom.data import load_transitions, resolve_dataset
 from lom.data.transitions import return_range_scale
 from lom.data.types import DatasetSpec
@@ -46,6 +46,8 @@ GMM_FILE = "gmm.pt"
 NAN_CHECKPOINT_NAME = "checkpoint_nan.pt"
 # Evaluation episodes use seeds far from the training seed's so that no two evaluations share an episode.
 EVAL_SEED_STRIDE = 10_000
+# Settings added after runs were first checkpointed: a checkpoint that does not record one ran with this value.
+SETTINGS_ADDED_LATER = {"weight_rule": "fixed"}
 STOP_EXIT_STATUS = {signal.SIGTERM: EXIT_STOPPED, signal.SIGUSR1: EXIT_STOPPED, signal.SIGINT: EXIT_INTERRUPTED}
 
 
@@ -171,7 +173,10 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, seeds: Sequence[int] | None = None):
         self.spec: DatasetSpec = resolve_dataset(cfg.env_name, cfg.dataset_path)
-        resolved = cfg.resolve(self.spec.name, env_action_dim(self.spec))
+        # What the presets may look at: the data's standard name (never a file's), shape and recorded kind.
+        facts = (self.spec.table_name, env_action_dim(self.spec), self.spec.env_family, self.spec.kind)
+        resolved = cfg.resolve(*facts)
+        self.preset_row = preset_for(cfg.preset, *facts).row
         resolved.validate()
         self.seeds = tuple(seeds) if seeds else (resolved.seed,)
         if len(set(self.seeds)) != len(self.seeds):
@@ -212,7 +217,7 @@ class Trainer:
         activate(self.device)
         self.normalizer = ObservationNormalizer.fit(transitions.observations, cfg.normalise).to(self.device)
         self.reward_scale = (return_range_scale(transitions, RETURN_RANGE_TARGET)
-                             if cfg.scales_rewards(self.spec.name, self.spec.env_id) else 1.0)
+                             if cfg.scales_rewards(self.spec.table_name, self.spec.env_id) else 1.0)
         self.data = DeviceDataset(transitions, self.normalizer, self.device, self.reward_scale)
         # Capturable optimisers wherever steps can be captured: eager and replayed steps then compute alike, and a
         # failed capture falls back to eager steps without rebuilding anything.
@@ -262,6 +267,7 @@ class Trainer:
             "cpu_threads": torch.get_num_threads(),
             "seeds_in_process": list(self.seeds),
             "hyperparameters": self.agent.hyperparameters(),
+            "preset_row": self.preset_row,  # the row of lom/config.py's tables the preset's values came from
         }
 
     def _saved_checkpoints(self) -> list[dict] | None:
@@ -287,7 +293,8 @@ class Trainer:
                 raise LOMError(f"--resume: {run_dir / checkpoint.CHECKPOINT_NAME} was written by a version of this "
                                "code before networks had a seed axis; resume it with that version, or start the run "
                                "again without --resume")
-            changed = sorted(k for k, v in self._comparable_config(c).items() if state["config"].get(k) != v)
+            changed = sorted(k for k, v in self._comparable_config(c).items()
+                             if state["config"].get(k, SETTINGS_ADDED_LATER.get(k)) != v)
             if changed:
                 raise LOMError(f"--resume: the run in {run_dir} was started with other values of "
                                f"{', '.join(changed)}; use the original flags, or another --group / --log_path for a "
@@ -314,6 +321,9 @@ class Trainer:
         ignored = {"resume", "device", "enable_wandb", "compile", "cuda_graphs", "log_every"}
         if cfg.agent != "LOM":  # LOM's values are recorded for every agent, but only LOM's numbers use them
             ignored |= {f.name for f in dataclasses.fields(LOMHyperParams)}
+            ignored |= {"weight_rule", *WEIGHT_RULE_NUMBERS.values()}
+        else:  # the numbers of the weight rules not in use
+            ignored |= {n for rule, n in WEIGHT_RULE_NUMBERS.items() if rule != cfg.weight_rule} - {"beta"}
         return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignored}
 
     def save_checkpoint(self, name: str = checkpoint.CHECKPOINT_NAME) -> None:

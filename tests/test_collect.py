@@ -61,6 +61,7 @@ def test_writes_six_datasets_that_the_loader_accepts(finished_run):
         spec = resolve_dataset(ENV_ID, dataset_path=str(path))
         assert (spec.env_id, spec.ref_min_score, spec.ref_max_score) == (
             ENV_ID, references["random_return"], references["expert_return"])  # fmt: skip
+        assert (spec.env_family, spec.kind) == ("halfcheetah", kind)  # what the paper preset reads (its row)
         transitions = load_transitions(spec, progress=False)
         assert transitions.obs_dim == 17 and transitions.act_dim == 6
         arrays = _arrays(path)

@@ -175,6 +175,8 @@ def small_dataset(device: torch.device, rows: int = 2048, obs_dim: int = 5, act_
 AGENT_FLAGS = {
     "LOM": dict(agent="LOM", critic="expectile", weight_baseline="value"),
     "LOM-sarsa": dict(agent="LOM", critic="sarsa", weight_baseline="policy"),
+    "LOM-rms": dict(agent="LOM", critic="expectile", weight_baseline="value", weight_rule="rms"),  # a buffer updated
+    "LOM-ess": dict(agent="LOM", critic="expectile", weight_baseline="value", weight_rule="ess"),  # a fixed bisection
     "IQL": dict(agent="IQL"),
     "TD3BC": dict(agent="TD3BC"),
     "BC": dict(agent="BC"),

@@ -56,13 +56,11 @@ def test_unbounded_or_discrete_actions_are_refused():
         episodes_to_d4rl_arrays(hand_written_episodes(), gymnasium.spaces.Discrete(3), "test")
 
 
-@pytest.fixture
-def local_store(tmp_path, monkeypatch):
-    """A Minari store holding DATASET_ID, built from hand-written episodes (no network, no jax)."""
+def store_hand_written(dataset_id: str) -> None:
+    """Put DATASET_ID's hand-written episodes into the local Minari store under `dataset_id`."""
     import minari  # in requirements.txt: these tests run in CI, they are not skipped
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     buffers = [
         EpisodeBuffer(
             id=i,
@@ -77,9 +75,45 @@ def local_store(tmp_path, monkeypatch):
     ]
     with pytest.warns(UserWarning):  # minari warns about the metadata this test leaves out
         minari.create_dataset_from_buffers(
-            DATASET_ID, buffers, env="Pendulum-v1", ref_min_score=-100.0, ref_max_score=0.0
+            dataset_id, buffers, env="Pendulum-v1", ref_min_score=-100.0, ref_max_score=0.0
         )
+
+
+@pytest.fixture
+def local_store(tmp_path, monkeypatch):
+    """A Minari store holding DATASET_ID, built from hand-written episodes (no network, no jax)."""
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    store_hand_written(DATASET_ID)
     return tmp_path / "minari"
+
+
+@pytest.mark.parametrize("dataset_id, standard_name, env, kind", [
+    ("mujoco/hopper/medium-v0", "hopper-medium-v2", "hopper", "medium"),
+    ("mujoco/halfcheetah/expert-v0", "halfcheetah-expert-v2", "halfcheetah", "expert"),
+    ("mujoco/ant/medium-v0", None, "ant", "medium"),  # no D4RL dataset, so no standard name: its kind only
+    ("mujoco/walker2d/simple-v0", None, "walker2d", "simple"),
+])
+def test_minari_mujoco_ids_are_standard_ids_of_d4rls_rows(dataset_id, standard_name, env, kind, tmp_path,
+                                                           monkeypatch):
+    """mujoco/<env>/<kind>-v<n> is D4RL's <env>-<kind>-v2 (where D4RL has it) under both presets; other Minari ids
+    (and files) have no standard name."""
+    from lom.config import PAPER_HYPERPARAMS, PAPER_KIND_ROWS, TrainConfig, preset_for
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    store_hand_written(dataset_id)
+    spec = resolve_dataset(f"minari:{dataset_id}")
+    assert (spec.standard_name, spec.env_family, spec.kind) == (standard_name, env, kind)
+    facts = (spec.table_name, 1, spec.env_family, spec.kind)
+    paper, ours = (preset_for(preset, *facts) for preset in ("paper", "lom"))
+    if standard_name:
+        row = PAPER_HYPERPARAMS[standard_name]
+        assert paper.row == ours.row == standard_name and paper.values.num_components == row.num_components
+        assert TrainConfig().resolve(*facts).num_critics == row.num_critics and ours.values.beta == 0.1
+    elif kind in PAPER_KIND_ROWS:
+        assert paper.row == f"{kind} (kind rule)" and ours.row.startswith("LOM_DEFAULT")
+    else:
+        assert paper.row == "PAPER_DEFAULT" and ours.row.startswith("LOM_DEFAULT")
+    assert spec.name == f"minari:{dataset_id}"  # runs are still filed under the Minari id
 
 
 def test_minari_dataset_resolves_to_its_recorded_env_and_scores(local_store):

@@ -8,10 +8,14 @@ import shutil
 
 import pytest
 from d4rl_server import serve_directory, write_tiny_d4rl_file
+from test_collect import finished_run  # noqa: F401  (a fixture: a tiny real lom.collect collection)
 from test_reward_scale import episodes_file
 from test_train import env, run_dir_of, train  # noqa: F401  (env is a fixture)
 
-from lom.config import LOM_DEFAULT, PAPER_DEFAULT, PAPER_HYPERPARAMS, TrainConfig, preset_for
+from lom.config import (LOM_DEFAULT, PAPER_DEFAULT, PAPER_ENVS, PAPER_HYPERPARAMS, PAPER_KIND_ROWS, PAPER_KINDS,
+                        TrainConfig, preset_for)
+from lom.data import resolve_dataset
+from lom.data.hdf5_writer import write_d4rl_hdf5
 from lom.errors import LOMError
 
 TINY = ["--training_steps", "5", "--gmm_steps", "5", "--eval_every", "5", "--eval_episodes", "1",
@@ -116,3 +120,86 @@ def test_an_unknown_preset_is_refused_in_one_line(env, tmp_path):  # noqa: F811
         TrainConfig(preset="authors").resolve("multimodal-fork-v0")
     out = train(["--preset", "authors", "--log_path", str(tmp_path)], env)
     assert out.returncode == 2 and "Traceback" not in out.stderr and "--preset 'authors'" in out.stderr
+
+
+# -- the paper preset on data that records its kind (issue 32, item 3) ------------------------------------------
+def test_a_collected_file_trains_under_the_paper_preset_with_its_kinds_row_whatever_its_name(
+        finished_run, env, tmp_path):  # noqa: F811
+    """lom.collect records metadata/env_id and metadata/kind: the paper preset takes that environment's row for that
+    kind, and config.json names it; copied under other names (one of them a misleading D4RL name), the file trains
+    with the same values."""
+    def paper_config(path):
+        return trained_config(["--env_name", "HalfCheetah-v4", "--dataset_path", str(path), "--preset", "paper",
+                               "--log_path", str(tmp_path / "runs")], env)
+
+    medium_expert = finished_run / "halfcheetah-v4_medium-expert.hdf5"
+    config = paper_config(medium_expert)
+    assert config["preset_row"] == "halfcheetah-medium-expert-v2" and config["hyperparameters"]["beta"] == 0.1
+    row = PAPER_HYPERPARAMS["halfcheetah-medium-expert-v2"]
+    assert (config["num_critics"], config["num_components"], config["smooth_noise"]) == (
+        row.num_critics, row.num_components, row.smooth_noise)
+    replay = paper_config(finished_run / "halfcheetah-v4_medium-replay.hdf5")
+    assert replay["preset_row"] == "halfcheetah-medium-replay-v2" and replay["hyperparameters"]["beta"] == 5.0
+    for name in ("my_data.hdf5", "walker2d-medium-replay-v2.hdf5"):
+        shutil.copy(medium_expert, tmp_path / name)
+        copy = paper_config(tmp_path / name)
+        assert copy["dataset"] != config["dataset"]
+        assert copy["hyperparameters"] == config["hyperparameters"] and copy["preset_row"] == config["preset_row"]
+
+
+def recorded_file(path, env_id=None, kind=None, obs_dim=11, act_dim=3):
+    """A small D4RL-format file with the metadata keys lom.collect writes for its env and kind (test_collect.py
+    checks that it writes them), or none."""
+    arrays = episodes_file(path, obs_dim, act_dim)
+    metadata = {key: value for key, value in (("env_id", env_id), ("kind", kind)) if value is not None}
+    metadata.update(ref_min_score=0.0, ref_max_score=100.0)
+    write_d4rl_hdf5(path, arrays, metadata)
+    return path
+
+
+@pytest.mark.parametrize("env_id, kind, family", [("Ant-v4", "medium-expert", "ant"),
+                                                  ("Hopper-v4", "full-replay", "hopper"),
+                                                  (None, None, None)])
+def test_the_data_layer_reads_a_files_recorded_kind_and_never_its_name(env_id, kind, family, tmp_path):
+    path = recorded_file(tmp_path / "hopper-medium-v2.hdf5", env_id, kind)  # a name that looks like a D4RL row
+    spec = resolve_dataset("Hopper-v4", dataset_path=str(path))
+    assert (spec.env_family, spec.kind, spec.standard_name) == (family, kind, None)
+    assert spec.table_name == "Hopper-v4" and spec.name == "hopper-medium-v2"
+    # Given a D4RL name, the file is that dataset: its standard name, env and kind come from the name.
+    named = resolve_dataset("walker2d-expert-v2", dataset_path=str(path))
+    assert (named.standard_name, named.env_family, named.kind) == ("walker2d-expert-v2", "walker2d", "expert")
+
+
+@pytest.mark.parametrize("env_family, kind, row, beta", [
+    ("hopper", "medium-expert", "hopper-medium-expert-v2", 0.1),
+    ("walker2d", "medium-replay", "walker2d-medium-replay-v2", 5.0),
+    ("halfcheetah", "random", "halfcheetah-random-v2", 5.0),
+    ("ant", "medium-expert", "medium-expert (kind rule)", 0.1),
+    ("ant", "full-replay", "full-replay (kind rule)", 5.0),
+    ("ant", "simple", "PAPER_DEFAULT", 5.0),  # a kind the paper has no row for
+    (None, None, "PAPER_DEFAULT", 5.0),  # a file that records nothing
+])
+def test_the_paper_preset_takes_the_row_of_the_recorded_kind_and_ours_ignores_it(env_family, kind, row, beta):
+    paper = preset_for("paper", "Ant-v4", 8, env_family, kind)
+    assert (paper.row, paper.values.beta, paper.values.min_component_weight) == (row, beta, 0.0)
+    expected = PAPER_HYPERPARAMS.get(row) or PAPER_KIND_ROWS.get(kind) or PAPER_DEFAULT
+    assert paper.values == dataclasses.replace(expected, min_component_weight=0.0)
+    assert TrainConfig(preset="paper").resolve("Ant-v4", 8, env_family, kind).lom == paper.values
+    # Ours is one rule for all data without a standard name: the recorded kind changes none of its values.
+    ours = TrainConfig().resolve("Ant-v4", 8, env_family, kind)
+    assert ours.lom == LOM_DEFAULT and preset_for("lom", "Ant-v4", 8, env_family, kind).row.startswith("LOM_DEFAULT")
+    # A standard name wins over what the data records.
+    assert preset_for("paper", "hopper-medium-v2", 3, env_family, kind).row == "hopper-medium-v2"
+
+
+def test_a_kinds_values_are_each_the_most_common_across_the_three_environments_ties_to_the_smaller():
+    """K and N differ across a kind's rows; β agrees; C and the noises take the value most rows use."""
+    values = lambda hp: (hp.num_critics, hp.num_components, hp.beta, hp.ac_rand, hp.smooth_noise,  # noqa: E731
+                         hp.weight_clip)
+    assert values(PAPER_KIND_ROWS["medium-expert"]) == (2, 1, 0.1, 0.0, 0.0, 50)  # K 2/6/3, N 1/2/5: all ties
+    assert values(PAPER_KIND_ROWS["medium-replay"]) == (1, 5, 5, 0.0, 0.2, 50)  # N 5/5/10, C 100/50/50
+    assert values(PAPER_KIND_ROWS["full-replay"]) == (1, 10, 5, 0.0, 0.2, 50)  # K 1/2/1
+    assert values(PAPER_KIND_ROWS["medium"]) == values(PAPER_KIND_ROWS["random"]) == (1, 2, 5, 0.0, 0.2, 50)
+    assert values(PAPER_KIND_ROWS["expert"]) == (1, 2, 0.1, 0.0, 0.0, 50)  # smooth 0/0.2/0, ac_rand 0/0/0.2
+    for kind in PAPER_KINDS:
+        assert len({PAPER_HYPERPARAMS[f"{env}-{kind}-v2"].beta for env in PAPER_ENVS}) == 1, kind

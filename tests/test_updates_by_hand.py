@@ -374,14 +374,13 @@ def test_lom_mode_value_regresses_on_the_target_q_of_an_action_drawn_from_each_c
     assert_stepped(agent.mode_value, ref, LR)
 
 
-@pytest.mark.parametrize("critic, baseline", [("expectile", "value"), ("sarsa", "policy")])
-def test_lom_actor_imitates_a_draw_from_the_best_supported_component_weighted_by_clipped_exp_of_the_q_gap(
-        critic, baseline):
-    """k*(s) = argmax of Q_mode(s, k) over the components with w_k(s) >= the floor; a* = clip(clip(μ_k* + σ_k*·ε,
-    −1, 1) + ac_rand·ε', −1, 1); loss = mean(min(exp(β·(Q̄(s, a*) − b(s))), C)·mean_j (π(s) − a*)²), the weight
-    a constant, b(s) = V(s) or Q̄(s, π(s)), Q̄ the minimum over the target ensemble."""
+def check_lom_actor_step(weigh, critic: str = "expectile", baseline: str = "value", **overrides):
+    """The actor update against its reference: k*(s) = argmax of Q_mode(s, k) over the components with w_k(s) >=
+    the floor; a* = clip(clip(μ_k* + σ_k*·ε, −1, 1) + ac_rand·ε', −1, 1); loss = mean(ω·mean_j (π(s) − a*)²), ω =
+    `weigh`(g) a constant, g = Q̄(s, a*) − b(s), b(s) = V(s) or Q̄(s, π(s)), Q̄ the minimum over the target
+    ensemble. Returns the gaps and the weights."""
     agent, data = lom_agent(critic=critic, weight_baseline=baseline, min_component_weight=0.05, ac_rand=0.3,
-                            beta=20.0, weight_clip=3.0)
+                            weight_clip=3.0, **overrides)
     batch = whole_batch(data)
     with torch.no_grad():
         # Component 0 gets 1 % of the weight everywhere and the highest mode value everywhere: the floor must skip
@@ -412,8 +411,8 @@ def test_lom_actor_imitates_a_draw_from_the_best_supported_component_weighted_by
         gap = q_star - dense(frozen(agent.critic.v), batch.obs)[..., 0]
     else:
         gap = q_star - q_members(target_q, batch.obs, pi.detach()).min(1).values
-    assert (20.0 * gap > math.log(3.0)).any() and (gap < 0).any()
-    weight = torch.exp(20.0 * gap).clamp(max=3.0)
+    weight = weigh(gap)
+    assert (weight == 3.0).any() and (weight < 3.0).any()  # the clip C acts on some rows, not all
     loss = (weight * ((pi - a_star) ** 2).mean(-1)).mean(-1)
     loss.sum().backward()
 
@@ -422,6 +421,44 @@ def test_lom_actor_imitates_a_draw_from_the_best_supported_component_weighted_by
     assert losses["actor/loss"].item() == pytest.approx(loss.item(), rel=1e-5)
     assert losses["actor/weight"].item() == pytest.approx(weight.mean(-1).item(), rel=1e-5)
     assert_stepped(agent.actor, ref, LR)
+    return gap, weight
+
+
+@pytest.mark.parametrize("critic, baseline", [("expectile", "value"), ("sarsa", "policy")])
+def test_lom_actor_imitates_a_draw_from_the_best_supported_component_weighted_by_clipped_exp_of_the_q_gap(
+        critic, baseline):
+    """--weight_rule fixed: ω = min(exp(β·g), C)."""
+    gap, _ = check_lom_actor_step(lambda gap: torch.exp(20.0 * gap).clamp(max=3.0), critic, baseline, beta=20.0)
+    assert (gap < 0).any()
+
+
+def test_lom_actor_weighted_by_the_gap_over_its_rms():
+    """--weight_rule rms, first batch: c² = mean g² over the batch, ω = min(exp(β_rms·g / c), C)."""
+    def weigh(gap):
+        return torch.exp(4.0 * gap / gap.square().mean(-1, keepdim=True).sqrt()).clamp(max=3.0)
+
+    check_lom_actor_step(weigh, weight_rule="rms", rms_beta=4.0)
+
+
+def test_lom_actor_weighted_at_the_temperature_that_gives_the_target_effective_sample_size():
+    """--weight_rule ess: ω = min(n·softmax(λ·g), C) with λ the root of (Σω)²/(n·Σω²) = f before the cap (found
+    here by scipy's Brent solver on λ itself, not by the code's bisection on the standardised gaps)."""
+    from scipy.optimize import brentq
+
+    fraction = 0.4
+
+    def weigh(gap):
+        g = gap[0].double().numpy()
+
+        def ess_minus_target(lam):
+            w = np.exp(lam * (g - g.max()))
+            return w.sum() ** 2 / (len(g) * (w ** 2).sum()) - fraction
+
+        lam = brentq(ess_minus_target, 0.0, 1e6 / (g.max() - g.min()), xtol=1e-14, rtol=1e-12)
+        w = len(g) * np.exp(lam * (g - g.max())) / np.exp(lam * (g - g.max())).sum()
+        return torch.tensor(w, dtype=torch.float32)[None].clamp(max=3.0)
+
+    check_lom_actor_step(weigh, weight_rule="ess", ess_fraction=fraction)
 
 
 def test_lom_train_step_updates_critic_mode_value_and_actor_once_each():

@@ -3,8 +3,9 @@
 1. Pre-train a Gaussian mixture π_β(a|s) on the dataset's actions, then freeze it.
 2. Each step: update the critic; regress the mode value Q_mode(s, k) on Q(s, a_k), a_k drawn from component k;
    for each actor state pick k* = argmax_k Q_mode(s, k), draw a* from component k*, and imitate it with weight
-   clip(exp(β·(Q(s, a*) − b(s))), 0, C), where b(s) is the critic's V(s) (`--weight_baseline value`) or the
-   authors' Q(s, π(s)) (`--weight_baseline policy`).
+   ω = clip(exp(β·(Q(s, a*) − b(s))), 0, C), where b(s) is the critic's V(s) (`--weight_baseline value`) or the
+   authors' Q(s, π(s)) (`--weight_baseline policy`); `--weight_rule` sets ω from the gap Q(s, a*) − b(s) in other,
+   scale-free ways (lom/agents/weights.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from lom.config import TrainConfig
 from lom.errors import LOMError
 from lom.networks import (CPU_BLOCK_ROWS, MODE_VALUE_NETS, DeterministicActor, GaussianMixture, Generators, adam,
                           gmm_log_prob, sample_components)
+from lom.agents.weights import imitation_weight, make_weight_rule  # noqa: F401  (probes import the former here)
 from lom.seeds import seed_mean
 
 # Rows per chunk when the frozen mixture is evaluated over the whole dataset on a GPU (on CPU: CPU_BLOCK_ROWS).
@@ -57,6 +59,7 @@ class LOMAgent(Agent):
         self.critic = make_critic(cfg, obs_dim, act_dim, fast=fast, capturable=capturable, generators=gens)
         self.mode_value = MODE_VALUE_NETS[cfg.mode_net](obs_dim, hp.num_components, cfg.hidden, gens)
         self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden, gens)
+        self.weight_rule = make_weight_rule(cfg, self.seed_count)  # a module: the rms rule's running state is saved
         kernel = "fused" if fast else "loop"
         self.optimizers = {
             # foreach, not fused, for the mixture: bit-identical to plain Adam, and pre-training is chaotic enough
@@ -77,7 +80,9 @@ class LOMAgent(Agent):
     def hyperparameters(self) -> dict:
         return {**dataclasses.asdict(self.hp), "critic": self.cfg.critic,
                 "weight_baseline": self.cfg.weight_baseline, "mode_net": self.cfg.mode_net,
-                "expectile": self.cfg.expectile, "gmm_steps": self.cfg.gmm_steps}
+                "expectile": self.cfg.expectile, "gmm_steps": self.cfg.gmm_steps,
+                "weight_rule": self.cfg.weight_rule, "rms_beta": self.cfg.rms_beta,
+                "ess_fraction": self.cfg.ess_fraction}
 
     # -- phase 1: the behaviour mixture ------------------------------------------------------------------------
     def load_behaviour_model(self, state: dict) -> None:
@@ -198,7 +203,7 @@ class LOMAgent(Agent):
         a_star, picks_heaviest = self.best_mode_action(batch)
         pi = self.actor(batch.obs)
         gap = self.weight_gap(batch.obs, a_star, pi.detach())
-        weight = imitation_weight(gap, self.hp.beta, self.hp.weight_clip)
+        weight = self.weight_rule(gap)
         loss = seed_mean(weight * (pi - a_star).square().mean(dim=-1))
         gradient_step(self.optimizers["actor"], loss)
         return {
@@ -225,7 +230,3 @@ def supported_argmax(values: torch.Tensor, log_weights: torch.Tensor, min_weight
         values = values.masked_fill(~supported, -torch.inf)
     return values.argmax(dim=-1)
 
-
-def imitation_weight(gap: torch.Tensor, beta: float, clip: float) -> torch.Tensor:
-    """ω = clip(exp(β·gap), 0, C), gap = Q(s, a*) − b(s); an overflow to +inf is clipped to C like any large value."""
-    return torch.exp(beta * gap).clamp(max=clip)

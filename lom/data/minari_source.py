@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterable
 
@@ -15,6 +16,14 @@ from lom.data.types import RAW_RETURN_REFS, DatasetSpec, Transitions
 from lom.errors import LOMError
 
 MINARI_PREFIX = "minari:"
+# Minari's MuJoCo datasets: mujoco/<env>/<kind>-v<n>, e.g. mujoco/halfcheetah/medium-v0.
+MUJOCO_ID = re.compile(r"mujoco/(?P<env>[a-z0-9]+)/(?P<kind>[a-z-]+)-v\d+")
+
+
+def minari_mujoco_kind(dataset_id: str) -> tuple[str, str] | None:
+    """(env, kind) of a Minari MuJoCo id (mujoco/hopper/medium-v0 -> hopper, medium); None for other ids."""
+    found = MUJOCO_ID.fullmatch(dataset_id.lower())
+    return (found["env"], found["kind"]) if found else None
 
 
 def resolve_minari(dataset_id: str) -> DatasetSpec:

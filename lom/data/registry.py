@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import re
 import warnings
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import h5py
 
 from lom.data import fork_dataset
 from lom.data.d4rl_file import folder_message
-from lom.data.minari_source import MINARI_PREFIX, resolve_minari
+from lom.data.minari_source import MINARI_PREFIX, minari_mujoco_kind, resolve_minari
 from lom.data.types import RAW_RETURN_REFS, DatasetSpec
 from lom.errors import LOMError
 
@@ -39,6 +41,9 @@ def _d4rl_spec(env: str, kind: str) -> DatasetSpec:
         ref_max_score=ref_max,
         url=f"{D4RL_URL_ROOT}/{file_name}",
         max_episode_steps=D4RL_EPISODE_STEPS,
+        standard_name=f"{env}-{kind}-v2",
+        env_family=env,
+        kind=kind,
     )
 
 
@@ -57,7 +62,7 @@ def resolve_dataset(env_name: str, dataset_path: str | None = None) -> DatasetSp
     if name.lower().startswith(MINARI_PREFIX):
         if dataset_path is not None:
             raise LOMError(f"'{name}' is a Minari dataset, which cannot be combined with a dataset file — drop one")
-        return resolve_minari(name[len(MINARI_PREFIX) :])
+        return _minari_as_d4rl(resolve_minari(name[len(MINARI_PREFIX) :]))
     known = _named_spec(name)
     if dataset_path is None:
         if known is None:
@@ -73,8 +78,23 @@ def resolve_dataset(env_name: str, dataset_path: str | None = None) -> DatasetSp
             ref_max_score=known.ref_max_score,
             path=str(path),
             max_episode_steps=known.max_episode_steps,
+            standard_name=known.standard_name,
+            env_family=known.env_family,
+            kind=known.kind,
         )
     return _file_spec_for_env(name, path)
+
+
+def _minari_as_d4rl(spec: DatasetSpec) -> DatasetSpec:
+    """A Minari MuJoCo id (mujoco/<env>/<kind>-v<n>, the maintained successors of D4RL's datasets) is a standard
+    id: it gets its environment and kind, and the D4RL name <env>-<kind>-v2 where D4RL has that dataset."""
+    found = minari_mujoco_kind(spec.name[len(MINARI_PREFIX) :])
+    if found is None:
+        return spec
+    env, kind = found
+    d4rl_name = f"{env}-{kind}-v2"
+    return dataclasses.replace(spec, standard_name=d4rl_name if d4rl_name in D4RL_DATASETS else None,
+                               env_family=env, kind=kind)
 
 
 _NAMES_HELP = (
@@ -95,6 +115,7 @@ def _named_spec(name: str) -> DatasetSpec | None:
 def _builtin_fork_spec() -> DatasetSpec:
     return DatasetSpec(
         name=fork_dataset.DATASET_NAME,
+        standard_name=fork_dataset.DATASET_NAME,
         source="builtin",
         env_id=fork_dataset.ENV_ID,
         ref_min_score=float(fork_dataset.REF_MIN_SCORE),
@@ -133,7 +154,30 @@ def _file_spec_for_env(name: str, path: Path) -> DatasetSpec:
         ref_max_score=ref_max,
         path=str(path),
         max_episode_steps=max_episode_steps,
+        **_recorded_kind(path),
     )
+
+
+def env_family_of(env_id: str) -> str:
+    """An env id's family in D4RL's words: lower case, without namespace or version (HalfCheetah-v4 -> halfcheetah)."""
+    return re.sub(r"-v\d+$", "", env_id.rsplit("/", 1)[-1]).lower()
+
+
+def _recorded_kind(path: Path) -> dict:
+    """The environment family and kind a file records (`metadata/env_id`, `metadata/kind`, as lom.collect writes
+    them); each None when the file records nothing."""
+    def text(f, key: str) -> str | None:
+        if key not in f:
+            return None
+        value = f[key][()]
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    try:
+        with h5py.File(path, "r") as f:
+            env_id, kind = text(f, "metadata/env_id"), text(f, "metadata/kind")
+    except (OSError, TypeError, ValueError) as e:
+        raise LOMError(f"cannot read metadata from {path} ({e}) — is it a D4RL-format HDF5 file?") from None
+    return {"env_family": env_family_of(env_id) if env_id else None, "kind": kind}
 
 
 def _env_of(name: str) -> tuple[str, int | None]:

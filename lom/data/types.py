@@ -26,6 +26,20 @@ class DatasetSpec:
     url: str | None = None
     path: str | None = None
     max_episode_steps: int | None = None
+    # What the presets may know of the data besides its shape (lom/config.py `preset_for`); never a file's name.
+    # standard_name: the D4RL name of a standard id (a D4RL name itself, a Minari MuJoCo id's D4RL counterpart, the
+    # built-in benchmark's name); None for a file. env_family, kind: the environment (lower case, no version, e.g.
+    # hopper, ant) and D4RL kind (e.g. medium-expert) the data is, as its id says or its file records in
+    # `metadata/env_id` and `metadata/kind` (lom.collect writes both); None when unknown.
+    standard_name: str | None = None
+    env_family: str | None = None
+    kind: str | None = None
+
+    @property
+    def table_name(self) -> str:
+        """The name the presets' tables look up: the standard name, else the env id (a file's own name never
+        counts, so the same file under another name trains with the same values)."""
+        return self.standard_name or self.env_id
 
     def normalized_score(self, episode_return):
         """D4RL's normalisation: 100 * (R - R_min) / (R_max - R_min). Works on floats and numpy arrays."""
