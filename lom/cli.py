@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import typing
 from typing import NoReturn
 
 from lom.config import PAPER_SCHEDULE, SCHEDULES, TrainConfig
-from lom.errors import EXIT_INTERRUPTED, LOMError, TrainingStopped
+from lom.errors import LOMError, run_cli  # noqa: F401  (run_cli: the entry points' wrapper, imported from here)
 
 
 def per_dataset(field: str) -> str:
@@ -105,16 +104,28 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected 1/0 or true/false, got {text!r}")
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each flag's default, except where there is none to show (None, or an off switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.required or isinstance(action, argparse._StoreTrueAction):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad command line costs the user one line, not a usage dump."""
+    """argparse, but a bad command line costs the user one line, not a usage dump, and --help shows defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    parser = OneLineParser(prog=prog, description=description,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = OneLineParser(prog=prog, description=description)
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         kind = hints[f.name]
@@ -131,17 +142,21 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
 
 
-def run_cli(main) -> None:
-    """Run `main()`; a LOMError becomes one line on stderr and exit status 2, a saved stop its own status."""
+def check_device(name: str, allow_auto: bool = True) -> str:
+    """--device as given, once it names a device this machine has: auto, cpu, cuda or cuda:N (LOMError if not)."""
+    import torch  # here, so that the entry points without a --device flag start without torch
+
+    choices = "auto, cpu, cuda or cuda:N" if allow_auto else "cpu, cuda or cuda:N"
+    if name == "auto" and allow_auto:
+        return name
     try:
-        main()
-    except LOMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except TrainingStopped as stop:
-        print(stop, file=sys.stderr)
-        sys.exit(stop.exit_status)
-    except KeyboardInterrupt:
-        print("interrupted: re-run the same command with --resume to continue from the last checkpoint",
-              file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+        device = torch.device(name)
+    except RuntimeError:
+        raise LOMError(f"--device {name!r} is not a device: use {choices}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise LOMError(f"--device {name!r} is not supported: use {choices}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LOMError(f"--device {name} asked for, but PyTorch sees no CUDA GPU; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise LOMError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
+    return name

@@ -12,7 +12,7 @@ import torch
 from lom import checkpoint
 from lom.agents import Agent, make_agent
 from lom.batches import ObservationNormalizer
-from lom.cli import OneLineParser, run_cli
+from lom.cli import OneLineParser, check_device, run_cli
 from lom.config import PAPER_SCHEDULE, TrainConfig
 from lom.data import resolve_dataset
 from lom.data.types import DatasetSpec
@@ -69,6 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.episodes < 1:
         raise LOMError(f"--episodes must be at least 1, got {args.episodes}")
+    check_device(args.device)
     run = load_run(args.run_dir, args.device)
     result = evaluate(run.agent.act_single, run.normalizer, run.spec, args.episodes, args.seed, run.normalizer.mean.device)
     s = result.summary

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lom.errors import EXIT_USAGE
 from lom.report.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,7 +166,7 @@ def test_paper_scores_are_shown_beside_ours(sweep: Path, tmp_path: Path, capsys)
 def test_bad_paper_scores_file_is_a_one_line_error(sweep: Path, tmp_path: Path, capsys):
     paper = tmp_path / "paper.csv"
     paper.write_text("dataset,agent,score\nhopper-medium-v2,LOM,high\n")
-    assert main([str(sweep), "--paper_scores", str(paper)]) == 1
+    assert main([str(sweep), "--paper_scores", str(paper)]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.startswith("error:") and "line 2" in err and len(err.strip().splitlines()) == 1
 
@@ -222,7 +223,7 @@ def test_no_runs_is_a_one_line_error(tmp_path: Path):
     proc = subprocess.run(
         [sys.executable, "-m", "lom.report", str(tmp_path / "empty")], cwd=ROOT, capture_output=True, text=True
     )
-    assert proc.returncode == 1
+    assert proc.returncode == EXIT_USAGE
     assert proc.stderr.startswith("error: no runs found") and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "empty" / "report").exists()
@@ -230,5 +231,5 @@ def test_no_runs_is_a_one_line_error(tmp_path: Path):
 
 def test_only_incomplete_runs_is_an_error_not_an_empty_table(tmp_path: Path, capsys):
     write_run(tmp_path, "hopper-medium-v2", "LOM", 0, [5.0])
-    assert main([str(tmp_path)]) == 1
+    assert main([str(tmp_path)]) == EXIT_USAGE
     assert "--include_incomplete" in capsys.readouterr().err
