@@ -8,6 +8,7 @@ import errno
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import PurePath
 from typing import NoReturn
 
 EXIT_OK = 0
@@ -46,7 +47,9 @@ class TrainingStopped(Exception):
 def unwritable(error: OSError, what: str, fix: str) -> LOMError:
     """A LOMError for an OSError met while creating or writing `what`: "cannot write <what> (<reason>) — <fix>"."""
     reason = UNWRITABLE.get(error.errno) or error.strerror or type(error).__name__
-    where = f": {error.filename}" if error.filename and str(error.filename) not in what else ""
+    # Name the failing path only where `what` does not already name it or its folder (a temporary file's name is noise).
+    named = error.filename is None or any(str(p) in what for p in (error.filename, PurePath(error.filename).parent))
+    where = "" if named else f": {error.filename}"
     return LOMError(f"cannot write {what} ({reason}{where}) — {fix}")
 
 

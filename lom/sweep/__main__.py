@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from lom.errors import cli_status
+from lom.errors import cli_status, unwritable
 from lom.run_lock import NO_LOCKING
 from lom.sweep.local import run_local
 from lom.sweep.plan import resolve_run_dirs, sweep_runs, write_manifest
@@ -20,12 +20,14 @@ LOCK_NAME = ".sweep.lock"  # in $LOG_PATH/logs: one sweep at a time trains into 
 
 @contextmanager
 def sweep_lock(settings: SweepSettings) -> Iterator[None]:
-    """Create the log folder and hold its sweep lock for the block, or a SweepError if another sweep holds it."""
+    """Create the log folder and hold its sweep lock for the block, or a LOMError if it cannot or another sweep
+    holds it."""
     try:
         settings.log_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(settings.log_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError:
-        raise SweepError(f"cannot create {settings.log_dir} — set LOG_PATH to a writable folder") from None
+    except OSError as exc:
+        raise unwritable(exc, f"the sweep's logs into {settings.log_dir}", "set LOG_PATH to a folder you can write "
+                         "to") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
