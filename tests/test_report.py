@@ -128,6 +128,15 @@ def test_figures_are_written(sweep: Path):
     assert not list((sweep / "report").glob(".*.tmp"))
 
 
+def test_the_header_names_the_score_without_calling_every_dataset_d4rl(sweep: Path, capsys):
+    write_run(sweep, "multimodal-fork-v0", "LOM", 0, [100.0])  # the built-in benchmark: references of its own
+    assert main([str(sweep)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("Final normalised score of each run (0: its dataset's low reference return, 100: its "
+                            "high one): ") and "D4RL" not in first
+    assert (sweep / "report" / "results.md").read_text().splitlines()[0] == first
+
+
 def test_incomplete_runs_are_excluded_with_a_warning(sweep: Path, capsys):
     unfinished = write_run(sweep, "hopper-medium-v2", "LOM", 7, [5.0, 6.0])
     assert main([str(sweep)]) == 0
