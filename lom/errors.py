@@ -99,11 +99,22 @@ def cli_status(main: Callable[..., int | None], *args, interrupted: str = INTERR
     except OSError as exc:
         if exc.errno not in UNWRITABLE:
             raise  # not a path the user can fix: a bug, keep its traceback
-        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-        fix = "free some space, or choose another folder" if full else "choose a folder you can write to"
-        print_error(f"cannot write {exc.filename or 'a file'} ({UNWRITABLE[exc.errno]}) — {fix}")
+        print_error(f"{_what_failed(exc)} {exc.filename or 'a file'} ({UNWRITABLE[exc.errno]}) — {_fix_for(exc)}")
         return EXIT_USAGE
     return EXIT_OK if status is None else status
+
+
+def _what_failed(exc: OSError) -> str:
+    # Only writes meet a read-only or full file system; a denied permission may be a read's too.
+    return "cannot write" if exc.errno in (errno.EROFS, errno.ENOSPC, errno.EDQUOT) else "cannot access"
+
+
+def _fix_for(exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "free some space, or choose another folder"
+    if exc.errno == errno.EROFS:
+        return "choose a folder you can write to"
+    return "check the path and its permissions, or choose another one"
 
 
 def run_cli(main: Callable[[], int | None], interrupted: str = INTERRUPTED_HINT) -> NoReturn:

@@ -31,6 +31,8 @@ def raising(exc: BaseException):
      "error: cannot write /mnt/ro/run.lock (read-only file system) — choose a folder you can write to"),
     (OSError(errno.ENOSPC, "No space left on device", "/full/x"), EXIT_USAGE,
      "error: cannot write /full/x (no space left) — free some space, or choose another folder"),
+    (PermissionError(errno.EACCES, "Permission denied", "/root/x"), EXIT_USAGE,
+     "error: cannot access /root/x (permission denied) — check the path and its permissions, or choose another one"),
     (TrainingStopped("stopped by SIGTERM; add --resume to continue", EXIT_STOPPED), EXIT_STOPPED,
      "stopped by SIGTERM; add --resume to continue"),
     (KeyboardInterrupt(), EXIT_INTERRUPTED, "interrupted: re-run the same command with --resume to continue from the "
