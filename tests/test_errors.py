@@ -82,3 +82,17 @@ def test_an_unknown_device_is_one_line(command, device, tmp_path):
     assert out.returncode == EXIT_USAGE and out.stderr.count("\n") == 1, out.stderr
     assert out.stderr.startswith(f"error: --device '{device}' is not") and "use " in out.stderr
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("module, shown", [
+    ("lom.evaluate", ["--episodes EPISODES  episodes to run, in parallel (default: 10)", "(default: cpu)"]),
+    ("lom.collect", ["(default: 1000000)", "(default: 0.3333)", "(default: cpu)"]),
+    ("lom.export", ["(default: RUN_DIR/policy.pt"]),
+])
+def test_help_shows_the_defaults(module, shown):
+    out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "120"})
+    assert out.returncode == EXIT_OK
+    text = " ".join(out.stdout.split())
+    assert all(" ".join(s.split()) in text for s in shown), out.stdout
+    assert "(default: None)" not in text and "(default: False)" not in text
