@@ -41,8 +41,11 @@ def run_in_read_only(folder: Path, commands: dict[str, list[str]], env: dict[str
     """Run the commands at once while `folder` is read-only; {name: [exit status, stdout, stderr]}."""
     driver = [sys.executable, "-c", DRIVER, json.dumps(commands), str(out)]
     if os.geteuid() == 0:
-        subprocess.run(["unshare", "-m", "sh", "-c", MOUNT_READ_ONLY, "sh", str(folder), *driver], check=True,
-                       env=env, timeout=600)
+        done = subprocess.run(["unshare", "-m", "sh", "-c", MOUNT_READ_ONLY, "sh", str(folder), *driver], env=env,
+                              capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            pytest.fail(f"cannot make {folder} read-only with a bind mount in a new mount namespace (root needs "
+                        f"CAP_SYS_ADMIN for it): {done.stderr.strip()}", pytrace=False)
     else:
         modes = {p: p.stat().st_mode for p in [folder, *folder.rglob("*")]}
         for path in modes:
