@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import typing
 from typing import NoReturn
 
 from lom.config import PAPER_SCHEDULE, SCHEDULES, TrainConfig
-from lom.errors import EXIT_INTERRUPTED, LOMError, TrainingStopped
+from lom.errors import LOMError, run_cli  # noqa: F401  (run_cli: the entry points' wrapper, imported from here)
 
 
 def per_dataset(field: str) -> str:
@@ -114,16 +113,28 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected 1/0 or true/false, got {text!r}")
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each flag's default, except where there is none to show (None, or an off switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.required or isinstance(action, argparse._StoreTrueAction):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad command line costs the user one line, not a usage dump."""
+    """argparse, but a bad command line costs the user one line, not a usage dump, and --help shows defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    parser = OneLineParser(prog=prog, description=description,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = OneLineParser(prog=prog, description=description)
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         kind = hints[f.name]
@@ -138,19 +149,3 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
-
-
-def run_cli(main) -> None:
-    """Run `main()`; a LOMError becomes one line on stderr and exit status 2, a saved stop its own status."""
-    try:
-        main()
-    except LOMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except TrainingStopped as stop:
-        print(stop, file=sys.stderr)
-        sys.exit(stop.exit_status)
-    except KeyboardInterrupt:
-        print("interrupted: re-run the same command with --resume to continue from the last checkpoint",
-              file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)

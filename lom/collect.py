@@ -22,7 +22,6 @@ import csv
 import dataclasses
 import json
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +33,9 @@ import torch
 
 import lom
 from lom.data.hdf5_writer import write_d4rl_hdf5
-from lom.errors import LOMError
+from lom.devices import select_device
+from lom.cli import OneLineParser
+from lom.errors import LOMError, cli_status, writing
 from lom.io import atomic_path, write_json
 from lom.sac import (
     EVAL_CSV_NAME,
@@ -384,24 +385,25 @@ def summary(result: CollectResult) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lom.collect", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m lom.collect", description=__doc__.split("\n\n")[0])
     p.add_argument("--env", required=True, help="gymnasium env id with a Box action space, e.g. HalfCheetah-v4")
     p.add_argument("--out", required=True, type=Path, help="output folder (also holds checkpoints; rerun to resume)")
     p.add_argument("--steps", type=int, default=1_000_000, help="SAC environment steps = rows of full-replay")
     p.add_argument("--transitions", type=int, default=1_000_000, help="rows of the medium, expert and random files")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of SAC, its env and the datasets' rollouts")
     p.add_argument("--medium_fraction", type=float, default=1 / 3,
-                   help="medium = first snapshot this fraction of the way from random to final return")
+                   help="medium = first snapshot this fraction of the way from random to final return (default: "
+                        "%(default).4g)")
     p.add_argument("--learning_starts", type=int, default=10_000, help="uniformly random first steps")
     p.add_argument("--eval_every", type=int, default=10_000, help="steps between evaluations / policy snapshots")
-    p.add_argument("--eval_episodes", type=int, default=10)
+    p.add_argument("--eval_episodes", type=int, default=10, help="episodes per evaluation")
     p.add_argument("--reference_episodes", type=int, default=10, help="episodes measuring the reference returns")
     p.add_argument("--max_episode_steps", type=int, default=None, help="override the env's time limit")
     p.add_argument("--checkpoint_every", type=int, default=50_000, help="steps between checkpoints")
-    p.add_argument("--hidden", type=int, default=SACConfig.hidden)
-    p.add_argument("--batch_size", type=int, default=SACConfig.batch_size)
-    p.add_argument("--lr", type=float, default=SACConfig.lr)
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--hidden", type=int, default=SACConfig.hidden, help="SAC: units per hidden layer")
+    p.add_argument("--batch_size", type=int, default=SACConfig.batch_size, help="SAC: batch size")
+    p.add_argument("--lr", type=float, default=SACConfig.lr, help="SAC: Adam learning rate")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--no_progress", action="store_true", help="hide progress bars")
     return p
@@ -417,8 +419,7 @@ def config_from_args(args: argparse.Namespace) -> CollectConfig:
         raise LOMError("--learning_starts must be >= 0 and --max_episode_steps >= 1 — fix the flag")
     if not 0.0 < args.medium_fraction <= 1.0 or not args.lr > 0:
         raise LOMError("--medium_fraction must lie in (0, 1] and --lr be positive — fix the flag")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise LOMError(f"--device {args.device} was asked for but CUDA is not available — use --device cpu")
+    device = str(select_device(args.device))
     sac = SACConfig(hidden=args.hidden, batch_size=args.batch_size, lr=args.lr)
     training = OnlineConfig(
         env_id=args.env,
@@ -437,24 +438,22 @@ def config_from_args(args: argparse.Namespace) -> CollectConfig:
         medium_fraction=args.medium_fraction,
         reference_episodes=args.reference_episodes,
         checkpoint_every=args.checkpoint_every,
-        device=args.device,
+        device=device,
         threads=args.threads,
         progress=not args.no_progress,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    warnings.filterwarnings("ignore", message=".*is out of date.*")  # gymnasium nags about v4 envs; D4RL uses them
-    try:
-        result = collect(config_from_args(build_parser().parse_args(argv)))
-    except LOMError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted — rerun the same command to resume from the last checkpoint", file=sys.stderr)
-        return 130
+    """`python -m lom.collect ...`: the exit status; a user error is one line on stderr."""
+    return cli_status(run, argv, interrupted="rerun the same command to resume from the last checkpoint")
+
+
+def run(argv: list[str] | None) -> None:
+    config = config_from_args(build_parser().parse_args(argv))
+    with writing(f"the collection into {config.out}", "pass an --out folder you can write to"):
+        result = collect(config)
     print(summary(result))
-    return 0
 
 
 if __name__ == "__main__":

@@ -18,11 +18,11 @@ def select_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
-        raise LOMError(f"--device {name!r} is unknown: choose {DEVICE_CHOICES}") from None
+        raise LOMError(f"--device {name!r} is not a device: use {DEVICE_CHOICES}") from None
     if device.type == "cpu":
         return torch.device("cpu")
     if device.type != "cuda":
-        raise LOMError(f"--device {name!r} is not supported here: choose {DEVICE_CHOICES}")
+        raise LOMError(f"--device {name!r} is not supported: use {DEVICE_CHOICES}")
     if not torch.cuda.is_available():
         raise LOMError(f"--device {name} asked for, but PyTorch sees no CUDA GPU; use --device cpu")
     count = torch.cuda.device_count()

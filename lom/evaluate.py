@@ -70,6 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.episodes < 1:
         raise LOMError(f"--episodes must be at least 1, got {args.episodes}")
+    select_device(args.device)  # before the run folder is read: a bad flag is the first thing said
     run = load_run(args.run_dir, args.device)
     result = evaluate(run.agent.act_single, run.normalizer, run.spec, args.episodes, args.seed, run.normalizer.mean.device)
     s = result.summary

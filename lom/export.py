@@ -23,7 +23,7 @@ from torch import nn
 
 from lom.cli import OneLineParser, run_cli
 from lom.envs import action_bounds
-from lom.errors import LOMError
+from lom.errors import LOMError, writing
 from lom.evaluate import LoadedRun, load_run
 from lom.io import atomic_path
 
@@ -43,11 +43,14 @@ class ExportedPolicy(nn.Module):
         self.rescale = not unit
         self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
         self.register_buffer("half_range", torch.as_tensor((high - low) / 2.0, dtype=torch.float32))
+        self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
-        action = self.policy(self.normalizer(observation))
+        # The policy ends in tanh, but a runtime's tanh may round past ±1 (ONNX Runtime's gave 1.0000001): clamp, so
+        # that no action leaves the box a controller may check. PyTorch's own actions are unchanged by it.
+        action = self.policy(self.normalizer(observation)).clamp(-1.0, 1.0)
         if self.rescale:  # the same linear map as the RescaleAction wrapper that evaluation steps the env through
-            action = self.low + (action + 1.0) * self.half_range
+            action = torch.minimum(self.low + (action + 1.0) * self.half_range, self.high)
         return action
 
 
@@ -79,7 +82,7 @@ def export(run_dir: str | Path, fmt: str, out: str | Path | None = None) -> Expo
     policy = exported_policy(run)
     states = check_states(run)
     path = Path(out) if out else run.run_dir / f"policy{FORMATS[fmt]}"
-    with atomic_path(path) as tmp:
+    with writing(str(path), "pass --out with a file in a folder you can write to"), atomic_path(path) as tmp:
         (write_torchscript if fmt == "torchscript" else write_onnx)(policy, states[:2], tmp)
     with torch.no_grad():
         expected = policy(states).numpy()
@@ -100,7 +103,7 @@ def check_states(run: LoadedRun) -> torch.Tensor:
 
 
 def write_torchscript(policy: nn.Module, example: torch.Tensor, path: Path) -> None:
-    with torch.no_grad():
+    with torch.no_grad(), exporter_notices_hidden():
         torch.jit.save(torch.jit.trace(policy, example), str(path))
 
 
@@ -112,8 +115,9 @@ def write_onnx(policy: nn.Module, example: torch.Tensor, path: Path) -> None:
 
 @contextlib.contextmanager
 def exporter_notices_hidden():
-    """The exporter logs and warns about its own internals (operators of packages not installed, APIs it
-    deprecates); none of it concerns the policy. Its errors still raise."""
+    """The exporters log and warn about their own internals (operators of packages not installed, APIs they
+    deprecate, such as TorchScript itself, the format the user asked for); none of it concerns the policy. Their
+    errors still raise."""
     logger = logging.getLogger("torch.onnx")
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -129,7 +133,8 @@ def exporter_notices_hidden():
 def read_back(path: Path, fmt: str):
     """The written file as a function of a float32 numpy batch, loaded the way a user loads it."""
     if fmt == "torchscript":
-        module = torch.jit.load(str(path))
+        with exporter_notices_hidden():  # torch.jit.load's deprecation notice: the user asked for TorchScript
+            module = torch.jit.load(str(path))
         return lambda states: module(torch.as_tensor(states, dtype=torch.float32)).detach().numpy()
     import onnxruntime
 

@@ -56,7 +56,7 @@ class EnsembleLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         in_dim, out_dim = self.weight.shape[-2:]
         weight, bias = self.weight.reshape(-1, in_dim, out_dim), self.bias.reshape(-1, 1, out_dim)
-        out = torch.baddbmm(bias, x.reshape(len(weight), -1, in_dim), weight)
+        out = torch.baddbmm(bias, x.reshape(weight.shape[0], -1, in_dim), weight)  # shape, not len(): traces cleanly
         return out.view(*x.shape[:-1], out_dim)
 
 

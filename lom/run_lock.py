@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from lom.errors import LOMError
+from lom.errors import LOMError, unwritable
 
 LOCK_SUFFIX = ".lock"
 # `lom.report --status` probes a lock by taking it for an instant; a starting run retries over this span rather
@@ -53,8 +53,12 @@ class RunLock:
         self.release()
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise unwritable(exc, f"the run folder's lock {self.path}",
+                             "pass a --log_path you can write to (or make that folder writable)") from None
         deadline = time.monotonic() + ACQUIRE_PATIENCE_S
         while True:
             try:

@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -67,7 +68,10 @@ def make_env(env_id: str, max_episode_steps: int | None = None) -> gymnasium.Env
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
     hide_known_mujoco_notices()
     try:
-        env = gymnasium.make(env_id, **kwargs)
+        with warnings.catch_warnings():
+            # D4RL's datasets use the v4 MuJoCo models, so gymnasium's "upgrade to v5" notice is expected noise.
+            warnings.filterwarnings("ignore", message=".*is out of date.*")
+            env = gymnasium.make(env_id, **kwargs)
     except gymnasium.error.Error as e:
         raise LOMError(f"cannot make gymnasium env '{env_id}' ({e}) — pass an id such as HalfCheetah-v4") from None
     act, obs = env.action_space, env.observation_space

@@ -30,8 +30,23 @@ KILL_WAIT_S = 30
 CRED_EXPIRE_S = 15
 
 
+REQUIRED_PROGRAMS = (*DAEMONS, "sbatch", "scontrol")
+
+
 class SlurmUnavailable(RuntimeError):
     """Slurm could not be started; the message carries the daemons' last log lines."""
+
+
+def daemon_path(environ: dict[str, str] | None = None) -> str:
+    """PATH with /usr/sbin and /sbin added: the daemons live there, which a non-login root shell may lack."""
+    environ = os.environ if environ is None else environ
+    return os.pathsep.join([environ.get("PATH", os.defpath), "/usr/sbin", "/sbin"])
+
+
+def missing_programs(environ: dict[str, str] | None = None) -> list[str]:
+    """The Slurm and munge programs this machine lacks (none once `apt-get install slurm-wlm munge` ran)."""
+    path = daemon_path(environ)
+    return [name for name in REQUIRED_PROGRAMS if shutil.which(name, path=path) is None]
 
 
 def free_ports(count: int) -> list[int]:
@@ -61,9 +76,7 @@ class SlurmCluster:
         self.conf = self.folder / "slurm.conf"
         self.munge_socket = self.folder / "munge.socket"
         self.processes: dict[str, subprocess.Popen] = {}
-        # The daemons live in /usr/sbin, which a non-login root shell may not have on its PATH.
-        path = os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/sbin", "/sbin"])
-        self.env = {**os.environ, "SLURM_CONF": str(self.conf), "PATH": path}
+        self.env = {**os.environ, "SLURM_CONF": str(self.conf), "PATH": daemon_path()}
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def __enter__(self) -> "SlurmCluster":
@@ -78,8 +91,7 @@ class SlurmCluster:
         self.stop()
 
     def start(self) -> None:
-        missing = [name for name in (*DAEMONS, "sbatch", "scontrol")
-                   if shutil.which(name, path=self.env["PATH"]) is None]
+        missing = missing_programs(self.env)
         if missing:
             raise SlurmUnavailable(f"{', '.join(missing)} not found: apt-get install -y slurm-wlm munge")
         for sub in ("state", "spool", "log"):

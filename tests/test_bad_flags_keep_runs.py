@@ -26,7 +26,7 @@ def finished(tmp_path_factory):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--device", "gpu"], "error: --device 'gpu' is unknown: choose auto, cpu, cuda or cuda:N"),
+    (["--device", "gpu"], "error: --device 'gpu' is not a device: use auto, cpu, cuda or cuda:N"),
     (["--device", "cuda"], "error: --device cuda asked for, but PyTorch sees no CUDA GPU; use --device cpu"),
     (["--device", "cuda:1"], "error: --device cuda:1 asked for, but PyTorch sees no CUDA GPU; use --device cpu"),
     (["--cuda_graphs", "1"], "error: --cuda_graphs 1 needs a CUDA device, but this run trains on cpu: use "

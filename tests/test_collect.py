@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from lom.errors import EXIT_USAGE
 from lom import collect
 from lom.data import load_transitions, resolve_dataset
 from lom.sac import CHECKPOINT_NAME, EvalRow, load_checkpoint
@@ -187,13 +188,13 @@ def test_killed_collection_resumes_where_it_stopped(finished_run, tmp_path):
 
 def test_changed_flags_are_refused_in_one_line(finished_run, capsys):
     changed = [*FLAGS, "--out", str(finished_run), "--seed", "1"]
-    assert collect.main(changed) == 1
+    assert collect.main(changed) == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "seed: 0 there, 1 now" in err and "Traceback" not in err
 
 
 def test_discrete_env_is_refused(tmp_path, capsys):
-    assert collect.main(["--env", "CartPole-v1", "--out", str(tmp_path), "--steps", "10"]) == 1
+    assert collect.main(["--env", "CartPole-v1", "--out", str(tmp_path), "--steps", "10"]) == EXIT_USAGE
     assert "Box" in capsys.readouterr().err
     assert not list(tmp_path.iterdir()), "a refused run must not leave files that block the corrected command"
 

@@ -120,8 +120,8 @@ def test_every_cuda_device_flag_selects_an_indexed_device_and_reaches_the_first_
 
 @pytest.mark.parametrize("flag, message", [
     ("cuda:2", "this machine has 2 CUDA device(s), cuda:0 to cuda:1"),
-    ("gpu", "--device 'gpu' is unknown: choose auto, cpu, cuda or cuda:N"),
-    ("mps", "--device 'mps' is not supported here"),
+    ("gpu", "--device 'gpu' is not a device: use auto, cpu, cuda or cuda:N"),
+    ("mps", "--device 'mps' is not supported: use"),
 ])
 def test_a_device_that_is_not_there_is_refused_in_one_line(flag, message, two_gpus):
     with pytest.raises(LOMError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from d4rl_server import serve_directory, unreachable_base_url, write_tiny_d4rl_file
@@ -10,6 +15,7 @@ from lom.data import load_transitions, resolve_dataset
 from lom.data.types import DatasetSpec
 from lom.errors import LOMError
 
+REPO = Path(__file__).resolve().parents[1]
 NAME = "halfcheetah-medium-v2"
 FILE = "halfcheetah_medium-v2.hdf5"
 
@@ -36,7 +42,7 @@ def test_fresh_download_lands_in_the_cache_dir(served, cache, monkeypatch):
         monkeypatch.setenv("LOM_DATASET_MIRROR", url)
         transitions = load_transitions(resolve_dataset(NAME), progress=False)
     assert (cache / FILE).read_bytes() == expected
-    assert not (cache / f"{FILE}.part").exists()
+    assert [p.name for p in cache.iterdir()] == [FILE], "no .part or .lock file is left in the cache"
     assert [entry["path"] for entry in log] == [f"/{FILE}"]
     assert len(transitions) > 0 and transitions.obs_dim == 17
 
@@ -147,4 +153,19 @@ def test_missing_file_on_the_server_is_a_clear_error(tmp_path, cache, monkeypatc
         monkeypatch.setenv("LOM_DATASET_MIRROR", url)
         with pytest.raises(LOMError, match="404"):
             load_transitions(resolve_dataset(NAME), progress=False)
-    assert not (cache / FILE).exists()
+    assert not list(cache.iterdir()), "a failed download leaves no file, not even its lock"
+
+
+def test_downloads_of_one_file_take_turns_and_leave_no_lock(served, cache, monkeypatch):
+    """Processes started together (e.g. one per seed): one fetches, the others wait for it and use its file."""
+    directory, expected = served
+    log = []
+    with serve_directory(directory, request_log=log) as url:
+        env = {**os.environ, "LOM_DATASET_MIRROR": url, "D4RL_DATASET_DIR": str(cache), "PYTHONPATH": str(REPO)}
+        program = f"from lom.data import resolve_dataset; from lom.data.download import ensure_dataset_file; " \
+                  f"ensure_dataset_file(resolve_dataset({NAME!r}), progress=False)"
+        procs = [subprocess.Popen([sys.executable, "-c", program], env=env) for _ in range(4)]
+        assert [p.wait(timeout=120) for p in procs] == [0] * 4
+    assert (cache / FILE).read_bytes() == expected
+    assert [p.name for p in cache.iterdir()] == [FILE]
+    assert [entry["path"] for entry in log] == [f"/{FILE}"], "the file is fetched once"

@@ -13,11 +13,14 @@ from types import SimpleNamespace
 import gymnasium
 import numpy as np
 import pytest
+from d4rl_server import unreachable_base_url
+from hf_hub_server import serve_hf_datasets, write_minari_remote
 
 from lom.data import load_transitions, resolve_dataset
 from lom.data.minari_source import episodes_to_d4rl_arrays
 from lom.errors import LOMError
 
+REPO = Path(__file__).resolve().parents[1]
 DATASET_ID = "lomtest/pendulum/tiny-v0"
 # (steps, terminated): Pendulum's actions lie in [-2, 2], so loading must rescale them to [-1, 1].
 EPISODES = [(4, True), (5, False), (3, True)]
@@ -56,8 +59,16 @@ def test_unbounded_or_discrete_actions_are_refused():
         episodes_to_d4rl_arrays(hand_written_episodes(), gymnasium.spaces.Discrete(3), "test")
 
 
-def store_hand_written(dataset_id: str) -> None:
-    """Put DATASET_ID's hand-written episodes into the local Minari store under `dataset_id`."""
+@pytest.fixture
+def local_store(tmp_path, monkeypatch):
+    """A Minari store holding DATASET_ID, built from hand-written episodes (no network, no jax)."""
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    store_hand_written(DATASET_ID)
+    return tmp_path / "minari"
+
+
+def store_hand_written(dataset_id: str = DATASET_ID) -> None:
+    """`dataset_id`, made of the hand-written episodes, in the Minari store that MINARI_DATASETS_PATH names."""
     import minari  # in requirements.txt: these tests run in CI, they are not skipped
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
@@ -77,14 +88,6 @@ def store_hand_written(dataset_id: str) -> None:
         minari.create_dataset_from_buffers(
             dataset_id, buffers, env="Pendulum-v1", ref_min_score=-100.0, ref_max_score=0.0
         )
-
-
-@pytest.fixture
-def local_store(tmp_path, monkeypatch):
-    """A Minari store holding DATASET_ID, built from hand-written episodes (no network, no jax)."""
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    store_hand_written(DATASET_ID)
-    return tmp_path / "minari"
 
 
 @pytest.mark.parametrize("dataset_id, standard_name, env, kind", [
@@ -144,9 +147,60 @@ def test_unknown_minari_dataset_is_a_clear_error(local_store):
     assert "\n" not in str(raised.value)
 
 
+# Run in a fresh Python, because huggingface_hub reads HF_ENDPOINT when it is imported: each id's spec and rows.
+DOWNLOAD = """
+import json, sys
+from lom.data import load_transitions, resolve_dataset
+from lom.errors import LOMError
+found = {}
+for name in sys.argv[1:]:
+    try:
+        spec = resolve_dataset(name)
+        found[name] = [spec.env_id, spec.ref_min_score, spec.ref_max_score, len(load_transitions(spec, progress=False))]
+    except LOMError as e:
+        found[name] = str(e)
+print(json.dumps(found))
+"""
+
+
+def test_a_minari_dataset_missing_here_is_downloaded_through_minaris_hub_remote(tmp_path, monkeypatch):
+    """What `--env_name minari:<id>` does on a fresh machine, with the requirements installed: Minari finds the id
+    in its remote (hf://, the Hugging Face Hub, served here by tests/hf_hub_server.py), downloads it into the local
+    store, and the next use needs no server."""
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "remote_store"))
+    store_hand_written()
+    write_minari_remote(tmp_path / "remote_store", DATASET_ID, tmp_path / "hub")
+    store = tmp_path / "minari"
+    log: list[str] = []
+
+    def download(*names: str, endpoint: str) -> dict:
+        env = {**os.environ, "HF_ENDPOINT": endpoint, "MINARI_REMOTE": "hf://lomtest-hub",
+               "HF_HOME": str(tmp_path / "hf"), "MINARI_DATASETS_PATH": str(store), "PYTHONPATH": str(REPO),
+               "OMP_NUM_THREADS": "1"}
+        out = subprocess.run([sys.executable, "-c", DOWNLOAD, *names], env=env, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.splitlines()[-1])
+
+    absent = "minari:lomtest/pendulum/absent-v0"
+    with serve_hf_datasets(tmp_path / "hub", "lomtest-hub", request_log=log) as url:
+        found = download(f"minari:{DATASET_ID}", absent, endpoint=url)
+    rows = sum(steps for steps, _ in EPISODES) - 1
+    assert found[f"minari:{DATASET_ID}"] == ["Pendulum-v1", -100.0, 0.0, rows]
+    assert "cannot load Minari dataset 'lomtest/pendulum/absent-v0'" in found[absent] and "\n" not in found[absent]
+    assert any(line.startswith("GET ") and line.endswith("/tiny-v0/data/main_data.hdf5") for line in log), log
+    for name in ("main_data.hdf5", "metadata.json"):
+        downloaded = store / DATASET_ID / "data" / name
+        assert downloaded.read_bytes() == (tmp_path / "remote_store" / DATASET_ID / "data" / name).read_bytes()
+
+    # The server is gone (no network): the downloaded copy is used.
+    assert download(f"minari:{DATASET_ID}", endpoint=unreachable_base_url()) == {
+        f"minari:{DATASET_ID}": ["Pendulum-v1", -100.0, 0.0, rows]}
+
+
 def test_missing_minari_package_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "minari", None)  # makes `import minari` fail
-    with pytest.raises(LOMError, match="pip install minari"):
+    with pytest.raises(LOMError, match=re.escape('pip install "minari[hf]>=0.5"')):
         resolve_dataset("minari:mujoco/hopper/medium-v0")
 
 

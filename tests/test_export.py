@@ -59,6 +59,22 @@ def test_the_file_acts_like_the_evaluated_policy_on_dataset_states(runs, agent, 
     assert exported.max_difference <= 1e-5
 
 
+@pytest.mark.parametrize("agent", AGENT_NAMES)
+def test_onnx_runtime_actions_never_leave_the_action_box(runs, agent, tmp_path):
+    """ONNX Runtime's tanh can round past 1 (1.0000001 on one of 1,000 states of a default run): the file clamps."""
+    exported = export(runs[agent], "onnx", tmp_path / "policy.onnx")
+    run = load_run(runs[agent])
+    mean, std = run.normalizer.mean.numpy(), run.normalizer.std.numpy()
+    rng = np.random.default_rng(0)
+    # Dataset-like states, then states far outside the data, where every output saturates tanh.
+    states = np.concatenate([mean + std * scale * rng.standard_normal((20_000, len(mean)))
+                             for scale in (1, 10, 1e3, 1e6)]).astype(np.float32)
+    actions = read_back(exported.path, "onnx")(states)
+    assert np.isfinite(actions).all()
+    assert actions.min() >= -1.0 and actions.max() <= 1.0, (actions.min(), actions.max())
+    assert np.abs(actions).max() == 1.0, "the large states should reach the ends of the box"
+
+
 def test_actions_are_mapped_onto_the_envs_own_bounds_like_evaluation_does():
     spec = DatasetSpec(name="pendulum", source="file", env_id="Pendulum-v1", ref_min_score=0.0, ref_max_score=1.0)
     env = make_env(spec)  # Pendulum's torque lies in [-2, 2]; evaluation acts in [-1, 1] through a rescaling wrapper
@@ -69,6 +85,7 @@ def test_actions_are_mapped_onto_the_envs_own_bounds_like_evaluation_does():
         unit, exported = actor(states).numpy(), policy(states).numpy()
     np.testing.assert_allclose(exported, np.stack([env.action(a) for a in unit]), atol=1e-6)
     assert np.abs(exported).max() > 1.5, "actions near ±1 must map near ±2"
+    assert exported.min() >= -2.0 and exported.max() <= 2.0
 
 
 def test_a_folder_without_a_trained_policy_is_refused_in_one_line(runs, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import lom.envs  # noqa: F401  (registers the fork's env id with gymnasium)
-from lom.data import fork_behaviour as behaviour, fork_dataset, fork_world as world
+from lom.data import fork_behaviour as behaviour, fork_dataset, fork_world as world, resolve_dataset
 from lom.errors import LOMError
 
 
@@ -125,6 +125,13 @@ def test_reference_scores_match_a_fresh_measurement():
     best = behaviour.behaviour_policy(np.zeros(20_000, dtype=int), np.random.default_rng(7))
     assert random_return == pytest.approx(fork_dataset.REF_MIN_SCORE, abs=5e-4)
     assert behaviour.mean_return(best, 20_000, seed=7) == pytest.approx(fork_dataset.REF_MAX_SCORE, abs=2e-3)
+
+
+def test_a_perfect_policy_scores_exactly_100():
+    spec = resolve_dataset("multimodal-fork-v0")
+    assert fork_dataset.REF_MAX_SCORE == max(world.GAP_REWARDS) == 1.0
+    assert spec.normalized_score(max(world.GAP_REWARDS)) == 100.0
+    assert spec.normalized_score(fork_dataset.REF_MIN_SCORE) == 0.0
 
 
 def test_diagonal_exit_pays_the_gap_it_left_by():

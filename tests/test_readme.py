@@ -95,6 +95,16 @@ def test_the_readmes_test_command_is_what_ci_runs():
     assert re.search(rf"^{re.escape(TEST_COMMAND)}(\s|$)", ci, flags=re.M), f".ci/run must run `{TEST_COMMAND}`"
 
 
+def test_the_setup_makes_a_virtual_environment_and_names_both_pytorch_builds():
+    setup = README.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n(.*?)```", setup, flags=re.S)[0].splitlines()
+    assert commands[0].startswith("python -m venv ") and "activate" in commands[0]
+    assert commands[1].startswith("pip install torch==") and "--index-url https://download.pytorch.org/whl/cpu" in \
+        commands[1], "a CPU-only machine needs PyTorch's CPU wheel index, or pip brings the CUDA build"
+    assert commands[2] == "pip install -r requirements.txt"
+    assert re.search(r"CUDA GPU.*plain `pip install torch==", setup, flags=re.S), "the CUDA machines' line"
+
+
 def test_every_docs_page_is_linked_from_the_readme():
     linked = {(REPO / target.split("#")[0]).resolve() for target in links(README)}
     unlinked = [p.name for p in DOCS if p.resolve() not in linked]

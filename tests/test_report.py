@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lom.errors import EXIT_USAGE
 from lom.report.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,6 +128,15 @@ def test_figures_are_written(sweep: Path):
     assert not list((sweep / "report").glob(".*.tmp"))
 
 
+def test_the_header_names_the_score_without_calling_every_dataset_d4rl(sweep: Path, capsys):
+    write_run(sweep, "multimodal-fork-v0", "LOM", 0, [100.0])  # the built-in benchmark: references of its own
+    assert main([str(sweep)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("Final normalised score of each run (0: its dataset's low reference return, 100: its "
+                            "high one): ") and "D4RL" not in first
+    assert (sweep / "report" / "results.md").read_text().splitlines()[0] == first
+
+
 def test_incomplete_runs_are_excluded_with_a_warning(sweep: Path, capsys):
     unfinished = write_run(sweep, "hopper-medium-v2", "LOM", 7, [5.0, 6.0])
     assert main([str(sweep)]) == 0
@@ -165,7 +175,7 @@ def test_paper_scores_are_shown_beside_ours(sweep: Path, tmp_path: Path, capsys)
 def test_bad_paper_scores_file_is_a_one_line_error(sweep: Path, tmp_path: Path, capsys):
     paper = tmp_path / "paper.csv"
     paper.write_text("dataset,agent,score\nhopper-medium-v2,LOM,high\n")
-    assert main([str(sweep), "--paper_scores", str(paper)]) == 1
+    assert main([str(sweep), "--paper_scores", str(paper)]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.startswith("error:") and "line 2" in err and len(err.strip().splitlines()) == 1
 
@@ -222,7 +232,7 @@ def test_no_runs_is_a_one_line_error(tmp_path: Path):
     proc = subprocess.run(
         [sys.executable, "-m", "lom.report", str(tmp_path / "empty")], cwd=ROOT, capture_output=True, text=True
     )
-    assert proc.returncode == 1
+    assert proc.returncode == EXIT_USAGE
     assert proc.stderr.startswith("error: no runs found") and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "empty" / "report").exists()
@@ -230,5 +240,5 @@ def test_no_runs_is_a_one_line_error(tmp_path: Path):
 
 def test_only_incomplete_runs_is_an_error_not_an_empty_table(tmp_path: Path, capsys):
     write_run(tmp_path, "hopper-medium-v2", "LOM", 0, [5.0])
-    assert main([str(tmp_path)]) == 1
+    assert main([str(tmp_path)]) == EXIT_USAGE
     assert "--include_incomplete" in capsys.readouterr().err

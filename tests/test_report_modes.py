@@ -14,6 +14,7 @@ import torch
 from d4rl_server import write_tiny_d4rl_file
 from PIL import Image
 
+from lom.errors import EXIT_USAGE
 from lom.data import load_transitions
 from lom.envs import make_env
 from lom.data.fork_dataset import fork_dataset_path
@@ -111,14 +112,14 @@ def test_histograms_count_the_selected_and_the_heaviest_component(runs):
 
 
 def test_non_lom_run_is_refused_in_one_line(runs, capsys):
-    assert main(["--modes", str(runs["bc"])]) == 1
+    assert main(["--modes", str(runs["bc"])]) == EXIT_USAGE
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--modes needs a LOM run" in err[0] and "BC" in err[0]
     assert not (runs["bc"] / "modes.png").exists()
 
 
 def test_missing_run_folder_is_one_line(tmp_path, capsys):
-    assert main(["--modes", str(tmp_path / "nope")]) == 1
+    assert main(["--modes", str(tmp_path / "nope")]) == EXIT_USAGE
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a run folder" in err[0]
 

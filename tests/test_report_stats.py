@@ -13,6 +13,7 @@ import pytest
 from test_report import read_results_csv, table_rows, write_run
 
 import lom.report.aggregate as aggregate
+from lom.errors import EXIT_USAGE
 from lom.report.cli import main
 from lom.report.stats import (
     Estimate,
@@ -223,7 +224,7 @@ def test_an_experiment_named_like_the_preset_is_refused_not_mixed(tmp_path: Path
     write_run(tmp_path, "hopper-medium-v2", "LOM", 0, [80.0], 80.0)
     write_run(tmp_path, "hopper-medium-v2", "LOM", 0, [70.0], 70.0, group="paper")  # LOM's defaults, group "paper"
     write_run(tmp_path, "hopper-medium-v2", "LOM", 0, [30.0], 30.0, preset="paper")
-    assert main([str(tmp_path)]) == 1
+    assert main([str(tmp_path)]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.startswith("error: column 'LOM [paper]' would mix") and "rename" in err
     assert len(err.strip().splitlines()) == 1

@@ -1,8 +1,9 @@
 """LAUNCHER=slurm against a real single-node Slurm (tests/slurm_cluster.py): a sweep, a re-run, a preempted task,
 and a task that trains several seeds in one process.
 
-Needs Debian's slurm-wlm and munge (`.ci/run` installs them). If Slurm cannot start here, these tests fail with the
-daemons' log lines: they are never skipped.
+Needs Debian's slurm-wlm and munge (`.ci/run` installs them). Without them the tests skip with a line saying how to
+install them, unless LOM_REQUIRE_SLURM=1 (which `.ci/run` sets): then, as whenever Slurm is installed but cannot
+start, they fail with the daemons' log lines.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from d4rl_server import serve_directory, write_tiny_d4rl_file
-from slurm_cluster import SlurmCluster, SlurmUnavailable
+from slurm_cluster import REQUIRED_PROGRAMS, SlurmCluster, SlurmUnavailable, missing_programs
 from test_sweep import FAKE_TRAINER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,10 +27,23 @@ SCRIPT = ROOT / "run_baselines.sh"
 # Small batches keep each step a few milliseconds; what is tested does not depend on their size.
 SMALL = ["--gmm_batch_size", "64", "--critic_batch_size", "64", "--mode_batch_size", "64", "--actor_batch_size", "64"]
 SWEEP_TIMEOUT_S = 600
+REQUIRE_ENV = "LOM_REQUIRE_SLURM"  # "1": a machine without Slurm fails these tests instead of skipping them
+
+
+def skip_reason(environ: dict[str, str]) -> str | None:
+    """Why the Slurm tests skip on this machine, or None when they run (Slurm installed, or required)."""
+    missing = missing_programs(environ)
+    if not missing or environ.get(REQUIRE_ENV) == "1":
+        return None
+    return (f"Slurm not installed ({', '.join(missing)} not found): apt-get install slurm-wlm munge, or run "
+            f"bash .ci/run, to run these tests ({REQUIRE_ENV}=1 makes a missing Slurm fail them)")
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
+    reason = skip_reason(dict(os.environ))
+    if reason is not None:
+        pytest.skip(reason)
     try:
         with SlurmCluster(tmp_path_factory.mktemp("slurm")) as running:
             yield running
@@ -181,3 +195,21 @@ def test_one_task_trains_the_unfinished_seeds_of_a_pair_and_each_seed_keeps_its_
                                                      "0 not started")
     again = sweep(env, SEEDS="0 1 2", SEEDS_PER_PROCESS="all")
     assert "nothing to submit: 3 already finished, 0 already queued" in again.stdout
+
+
+def test_without_slurm_the_tests_skip_with_how_to_install_it_unless_it_is_required(tmp_path):
+    no_slurm = {"PATH": str(tmp_path)}  # sbatch and scontrol live in /usr/bin, never searched here
+    reason = skip_reason(no_slurm)
+    assert reason is not None and "\n" not in reason
+    assert "sbatch, scontrol not found" in reason and "apt-get install slurm-wlm munge" in reason
+    assert skip_reason({**no_slurm, REQUIRE_ENV: "1"}) is None  # required: the fixture starts Slurm and fails
+    for name in REQUIRED_PROGRAMS:
+        program = tmp_path / name
+        program.write_text("#!/bin/sh\n")
+        program.chmod(0o755)
+    assert skip_reason(no_slurm) is None  # installed: the tests run
+
+
+def test_ci_requires_the_slurm_tests():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert f"export {REQUIRE_ENV}=1" in ci

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from test_report import write_run
 
+from lom.errors import EXIT_USAGE
 from lom.report.cli import main
 from lom.run_lock import RunLock, lock_path
 
@@ -94,6 +95,6 @@ def test_a_run_whose_lock_is_released_is_no_longer_running(tmp_path, capsys):
 
 
 def test_status_of_a_folder_without_runs_is_a_one_line_error(tmp_path, capsys):
-    assert main([str(tmp_path), "--status"]) == 1
+    assert main([str(tmp_path), "--status"]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.startswith("error: no runs planned or started under") and len(err.splitlines()) == 1

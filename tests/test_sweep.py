@@ -434,7 +434,7 @@ def test_seeds_per_process_trains_the_unfinished_seeds_together_and_each_seed_ke
 def test_seeds_per_process_is_refused_while_the_train_script_lacks_seeds(fake):
     result = sweep(fake, SEEDS_PER_PROCESS="2")
     assert result.returncode == 2 and calls(fake) == []
-    assert result.stderr == (f"run_baselines.sh: SEEDS_PER_PROCESS=2: {fake['TRAIN_SCRIPT']} does not support "
+    assert result.stderr == (f"error: SEEDS_PER_PROCESS=2: {fake['TRAIN_SCRIPT']} does not support "
                              "--seeds yet (one seed per process) — unset SEEDS_PER_PROCESS or set it to 1\n")
 
 
@@ -507,7 +507,7 @@ def test_dry_run_prints_the_commands_that_would_run_and_trains_nothing(fake):
 def test_bad_settings_are_one_line_errors(fake, overrides, message):
     result = sweep(fake, **overrides)
     assert result.returncode == 2
-    assert result.stderr.startswith("run_baselines.sh: ") and message in result.stderr
+    assert result.stderr.startswith("error: ") and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert calls(fake) == []
 

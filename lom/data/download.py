@@ -100,17 +100,33 @@ def _problem(path: Path) -> str | None:
 
 @contextlib.contextmanager
 def _exclusive(path: Path) -> Iterator[None]:
-    """Serialise downloads of one file across processes (e.g. several seeds started together)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path.with_name(path.name + ".lock"), "w")
-    except OSError as e:
-        raise LOMError(
-            f"cannot write to the dataset cache {path.parent} ({e.strerror}) — set {CACHE_DIR_ENV}"
-        ) from None
-    with handle:
+    """Serialise downloads of one file across processes (e.g. several seeds started together), through
+    `<file>.lock`, which the holder deletes when done so that the cache keeps only dataset files."""
+    lock = path.with_name(path.name + ".lock")
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(lock, "w")
+        except OSError as e:
+            raise LOMError(
+                f"cannot write to the dataset cache {path.parent} ({e.strerror}) — set {CACHE_DIR_ENV} to a folder "
+                "you can write to"
+            ) from None
         fcntl.flock(handle, fcntl.LOCK_EX)
+        # A holder deletes the file before it lets go: a waiter that then gets the lock holds a deleted file and
+        # must lock the path anew, or two processes would each hold "the" lock.
+        try:
+            current = os.stat(lock).st_ino == os.fstat(handle.fileno()).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        handle.close()
+    try:
         yield
+    finally:
+        lock.unlink(missing_ok=True)
+        handle.close()
 
 
 def _download(url: str, path: Path, progress: bool) -> None:

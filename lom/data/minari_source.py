@@ -98,7 +98,8 @@ def _import_minari():
     try:
         import minari
     except ImportError:
-        raise LOMError("Minari datasets need the minari package — pip install minari") from None
+        raise LOMError('Minari datasets need the minari package with its download support — pip install '
+                       '"minari[hf]>=0.5" (or pip install -r requirements.txt)') from None
     return minari
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import h5py
@@ -14,7 +12,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from lom.data import fork_behaviour as behaviour, fork_dataset, fork_world as world
-from lom.errors import LOMError
+from lom.cli import OneLineParser
+from lom.errors import run_cli, writing
 from lom.io import atomic_path
 
 MODE_COLOURS = ("#1b9e77", "#d95f02", "#7570b3")
@@ -110,19 +109,15 @@ def plot(out: Path, seed: int, episodes_per_mode: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = OneLineParser(prog="python -m lom.envs.plot_fork", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("docs/fork_dataset.png"), help="PNG file to write")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed")
     parser.add_argument("--episodes-per-mode", type=int, default=40, help="trajectories drawn per mode")
     args = parser.parse_args(argv)
-    try:
+    with writing(str(args.out), "choose a writable --out path"):
         plot(args.out, args.seed, args.episodes_per_mode)
-    except LOMError as exc:
-        sys.exit(f"error: {exc}")
-    except OSError as exc:
-        sys.exit(f"error: cannot write {args.out}: {exc} — choose a writable --out path")
     print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

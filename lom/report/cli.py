@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lom.cli import OneLineParser
-from lom.errors import LOMError
+from lom.errors import EXIT_OK, LOMError, cli_status, writing
 from lom.io import atomic_path
 from lom.report.aggregate import plot_aggregate_iqm, plot_performance_profile
 from lom.report.crossings import crossings_section
@@ -121,6 +121,12 @@ def write_report(config: ReportConfig) -> tuple[str, list[str]]:
         if unmatched:
             warn(f"{len(unmatched)} --paper_scores entries match no dataset/agent we ran: {', '.join(unmatched)}")
     out_dir = config.log_path / REPORT_DIR
+    with writing(f"the report into {out_dir}", f"make {config.log_path} writable, or copy the run folders into a "
+                 "folder you can write to and report that one"):
+        return write_files(table, curves, out_dir)
+
+
+def write_files(table, curves: dict, out_dir: Path) -> tuple[str, list[str]]:
     with atomic_path(out_dir / "results.md") as tmp:
         crossings = crossings_section(curves)
         tmp.write_text(format_markdown(table) + ("\n" + crossings if crossings else ""))
@@ -172,45 +178,37 @@ def warn(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m lom.report ...`: the exit status; a user error is one line on stderr."""
+    return cli_status(report, argv)
+
+
+def report(argv: list[str] | None) -> int:
     config = parse_args(argv)
     if isinstance(config, ModesConfig):
         return draw_modes(config.run_dir)
     if isinstance(config, StatusConfig):
         return print_status(config.log_path)
-    try:
-        markdown, written = write_report(config)
-    except LOMError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    markdown, written = write_report(config)
     print(markdown)
     print(f"wrote {config.log_path / REPORT_DIR}/" + ", ".join(written))
-    return 0
+    return EXIT_OK
 
 
 def print_status(log_path: Path) -> int:
     if not log_path.is_dir():
-        print(f"error: {log_path} is not a directory — pass the LOG_PATH of the sweep", file=sys.stderr)
-        return 1
-    try:
-        statuses = sweep_status(log_path)
-    except LOMError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        raise LOMError(f"{log_path} is not a directory — pass the LOG_PATH of the sweep")
+    statuses = sweep_status(log_path)
     if not statuses:
-        print(f"error: no runs planned or started under {log_path} — start a sweep with run_baselines.sh",
-              file=sys.stderr)
-        return 1
+        raise LOMError(f"no runs planned or started under {log_path} — start a sweep with run_baselines.sh")
     print(format_status(statuses, log_path))
-    return 0
+    return EXIT_OK
 
 
 def draw_modes(run_dir: Path) -> int:
     from lom.report.modes import write_modes_figure  # torch and the agents load only when a figure is asked for
 
-    try:
+    with writing(f"the figure into {run_dir}", f"make {run_dir} writable, or copy the run folder into a folder "
+                 "you can write to"):
         out = write_modes_figure(run_dir)
-    except LOMError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
     print(f"wrote {out}")
-    return 0
+    return EXIT_OK

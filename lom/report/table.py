@@ -147,7 +147,9 @@ def format_main_table(table: ScoreTable) -> str:
         if table.has_paper(column):
             headers.append(f"{column} (published)")
     lines = [
-        f"Final D4RL normalised score of each run: {window_words(table.final_window)}. "
+        # Not "D4RL": the built-in benchmark and collected files have references of their own.
+        f"Final normalised score of each run (0: its dataset's low reference return, 100: its high one): "
+        f"{window_words(table.final_window)}. "
         f"Cells: IQM [{CI_HEADER}] (n = runs); bold: best IQM in the row.",
         "",
         "| " + " | ".join(headers) + " |",

@@ -8,26 +8,26 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from lom.errors import EXIT_INTERRUPTED
+from lom.errors import cli_status, unwritable
 from lom.run_lock import NO_LOCKING
 from lom.sweep.local import run_local
 from lom.sweep.plan import resolve_run_dirs, sweep_runs, write_manifest
 from lom.sweep.settings import PROGRAM, SweepError, SweepSettings, settings_from_env
 from lom.sweep.slurm import submit
 
-# Exit status of a setting the user must change, as train.py's for a bad flag.
-EXIT_BAD_SETTING = 2
 LOCK_NAME = ".sweep.lock"  # in $LOG_PATH/logs: one sweep at a time trains into a LOG_PATH
 
 
 @contextmanager
 def sweep_lock(settings: SweepSettings) -> Iterator[None]:
-    """Create the log folder and hold its sweep lock for the block, or a SweepError if another sweep holds it."""
+    """Create the log folder and hold its sweep lock for the block, or a LOMError if it cannot or another sweep
+    holds it."""
     try:
         settings.log_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(settings.log_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError:
-        raise SweepError(f"cannot create {settings.log_dir} — set LOG_PATH to a writable folder") from None
+    except OSError as exc:
+        raise unwritable(exc, f"the sweep's logs into {settings.log_dir}", "set LOG_PATH to a folder you can write "
+                         "to") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -58,16 +58,17 @@ def run_sweep(settings: SweepSettings) -> int:
 
 
 def main(argv: Sequence[str]) -> int:
+    """The sweep's exit status; a bad setting (a SweepError) is one line on stderr, as every entry point's error."""
     sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen, also in a log file
-    try:
-        settings = settings_from_env(os.environ, argv)
-        with sweep_lock(settings):
-            return run_sweep(settings)
-    except SweepError as exc:
-        print(f"{PROGRAM}: {exc}", file=sys.stderr)
-        return EXIT_BAD_SETTING
-    except KeyboardInterrupt:  # before the runs start (the local runner handles Ctrl-C itself)
-        return EXIT_INTERRUPTED
+    # Ctrl-C reaches here only before the runs start (the local runner handles it itself).
+    return cli_status(sweep, argv, interrupted=f"re-run the same {PROGRAM} command: finished runs are skipped and "
+                      "interrupted ones resume")
+
+
+def sweep(argv: Sequence[str]) -> int:
+    settings = settings_from_env(os.environ, argv)
+    with sweep_lock(settings):
+        return run_sweep(settings)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from lom.errors import EXIT_INTERRUPTED
+from lom.errors import EXIT_FAILED, EXIT_INTERRUPTED  # EXIT_FAILED: a run failed, or train.py refused its flags
 from lom.sweep.logs import append, bash_quote, exit_record, last_line, shell_line, shell_status, start_record
-from lom.sweep.plan import EXIT_FAILED, Decision, Process, Run, group_seeds, local_decision, train_command
+from lom.sweep.plan import Decision, Process, Run, group_seeds, local_decision, train_command
 from lom.sweep.settings import SweepSettings
 
 # How often the scheduler looks at a stop request while it waits for a process to end.

@@ -27,8 +27,6 @@ PROGRESS_NAME = "checkpoint.json"  # lom.checkpoint.PROGRESS_NAME
 # AGENTS entries that stand for more than `--agent <name>`: LOM-paper is LOM with the authors' preset (its runs
 # train in .../<dataset>/LOM-paper/seed<S>, beside LOM's).
 AGENT_FLAGS = {"LOM-paper": ("--agent", "LOM", "--preset", "paper")}
-# Exit status of a sweep in which a run failed (or train.py refused its flags).
-EXIT_FAILED = 1
 # A run folder relative to LOG_PATH: <project>/<group>/<dataset>/<agent>/seed<S>.
 RUN_KEY_PARTS = 5
 

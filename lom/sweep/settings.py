@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lom.errors import LOMError
+
 PROGRAM = "run_baselines.sh"
 PAPER_DATASETS = tuple(
     f"{env}-{kind}-v2"
@@ -47,8 +49,8 @@ DEFAULT_JOB_NAME = "lom-sweep"
 NVIDIA_SMI_GPU = re.compile(r"^GPU (\d+):", re.M)
 
 
-class SweepError(Exception):
-    """A setting or situation the user can fix; run_baselines.sh prints it as one line and exits 2."""
+class SweepError(LOMError):
+    """A setting or situation the user can fix; run_baselines.sh prints it as one line and exits EXIT_USAGE."""
 
 
 @dataclass(frozen=True)

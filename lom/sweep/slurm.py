@@ -14,8 +14,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from lom.errors import EXIT_FAILED  # a run failed, or train.py refused its flags
 from lom.sweep.logs import bash_quote, now, shell_line
-from lom.sweep.plan import EXIT_FAILED, Decision, Process, Run, group_seeds, slurm_decision, train_command
+from lom.sweep.plan import Decision, Process, Run, group_seeds, slurm_decision, train_command
 from lom.sweep.settings import PROGRAM, SweepError, SweepSettings
 
 TASKS = "tasks.tsv"  # in logs/slurm/: "<job id>_<task index>\t<run folder relative to LOG_PATH>" per submitted run
