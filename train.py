@@ -34,7 +34,7 @@ def main() -> None:
             print(run_directory_for(dataclasses.replace(cfg, seed=seed), name))
         return
 
-    from lom.threads import set_torch_threads  # after parsing, so --help stays fast
+    from lom.devices import set_torch_threads  # after parsing, so --help stays fast
     from lom.trainer import Trainer
 
     set_torch_threads()

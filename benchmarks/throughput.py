@@ -23,10 +23,9 @@ Exits non-zero when LOM (either critic, default mode-value net) is under 3x the 
 under 1x, on a CPU only (not judged for --scaling): 3x is what the FLOP counts allow on a CPU, while on a GPU both
 loops of these small networks are bound by kernel launches, not arithmetic.
 
-Threads: by default one per core that no other job is using (cores minus the 1-minute load average, at least one).
-More OpenMP threads than free cores is what to avoid on a shared CPU: a spinning OpenMP worker takes the core its own
-main thread needs and every parallel op waits for a scheduler tick (steps measured 10-40x slower here, ours and the
-reference alike); OMP_WAIT_POLICY=PASSIVE avoids that but adds a thread wake-up (~0.1 ms) to every parallel op.
+Threads: one by default, as train.py (docs/runs.md, "Threads"); --threads N for more. More OpenMP threads than free
+cores is what to avoid on a shared CPU: a spinning OpenMP worker takes the core its own main thread needs and every
+parallel op waits for a scheduler tick (steps measured 10-40x slower here, ours and the reference alike).
 """
 
 from __future__ import annotations
@@ -64,7 +63,6 @@ from lom.evaluation import evaluate, evaluate_seeds  # noqa: E402
 from lom.graphs import CapturedStep  # noqa: E402
 from lom.io import write_json  # noqa: E402
 from lom.networks import DeterministicActor, OneSeed  # noqa: E402
-from lom.threads import free_cores  # noqa: E402
 from lom.devices import select_device  # noqa: E402
 from lom.trainer import LossWindow  # noqa: E402
 
@@ -566,7 +564,7 @@ def verdict(rows: list[Row]) -> list[str]:
 def _parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="benchmarks/throughput.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: the free cores, see above)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: 1, see above)")
     p.add_argument("--quick", action="store_true", help="fewer repeats and steps: under 5 minutes on 2 CPU cores")
     p.add_argument("--scaling", action="store_true", help="only the scaling study (batch size, components)")
     p.add_argument("--compile", action="store_true", help="also time our step under torch.compile")
@@ -581,14 +579,14 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*is out of date.*")
     device = select_device(args.device)
     started, load_start = time.perf_counter(), os.getloadavg()[0]
-    threads = args.threads or free_cores()
+    threads = args.threads or 1
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     info = machine(device, threads)
     plan = QUICK if args.quick else FULL
     print(f"LOM throughput on synthetic {DATASET}-sized data ({TRANSITIONS:,} transitions, {OBS_DIM}-d states, "
           f"{ACT_DIM}-d actions) with its settings")
-    chosen = "" if args.threads else " (the free cores)"
+    chosen = "" if args.threads else " (the default)"
     print(f"machine: {info['cpu']}, {info['cpu_count']} cores, load average {load_start:.2f}; {device}, "
           f"threads: {threads}{chosen}, OMP_WAIT_POLICY={info['omp_wait_policy']}; torch {torch.__version__}")
     host = synthetic_data(TRANSITIONS)

@@ -1,13 +1,16 @@
-"""Which device a run trains on: `--device` turned into a `torch.device` with an index, checked before anything is
-written, and made current so that streams, graphs and generators belong to it."""
+"""Where a run computes: `--device` turned into a `torch.device` with an index, checked before anything is written
+and made current so that streams, graphs and generators belong to it; and how many CPU threads torch uses."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
 from lom.errors import LOMError
 
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
+THREADS_VARIABLE = "OMP_NUM_THREADS"
 
 
 def select_device(name: str) -> torch.device:
@@ -37,3 +40,14 @@ def activate(device: torch.device) -> None:
     and the default generator are the current device's."""
     if device.type == "cuda":
         torch.cuda.set_device(device)
+
+
+def set_torch_threads() -> int:
+    """One CPU thread, unless OMP_NUM_THREADS asks for more (PyTorch has then taken that count); return the count.
+
+    On an idle 2-core machine two threads ran LOM's step up to 1.7x faster than one, but once another process started
+    beside the run they ran up to 3x slower than one thread, and a count chosen from the load at start cannot see
+    load that comes later (docs/runs.md, "Threads"). A CPU run is repeatable bit for bit at a given count."""
+    if not os.environ.get(THREADS_VARIABLE):
+        torch.set_num_threads(1)
+    return torch.get_num_threads()

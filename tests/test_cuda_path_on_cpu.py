@@ -5,7 +5,6 @@ on a machine with another number of GPUs."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -15,7 +15,7 @@ import pytest
 import torch
 from d4rl_server import write_tiny_d4rl_file
 
-from lom import threads
+from lom import devices
 from lom.agents import AGENTS
 from lom.config import AGENT_NAMES
 from lom.errors import LOMError
@@ -93,47 +93,14 @@ def test_every_agent_name_the_flags_accept_has_an_agent():
     assert tuple(AGENTS) == AGENT_NAMES
 
 
-def _proc_stat(path, busy_ticks: dict[int, int], ticks: int) -> None:
-    """A /proc/stat whose cores have each run `ticks` ticks since boot, `busy_ticks[n]` of them busy (user)."""
-    lines = ["cpu  0 0 0 0 0 0 0 0 0 0"]
-    lines += [f"cpu{n} {b} 0 0 {ticks - b} 0 0 0 0 0 0" for n, b in sorted(busy_ticks.items())]
-    path.write_text("\n".join(lines + ["intr 1 2 3", "ctxt 7"]) + "\n")
-
-
-def test_torch_gets_the_cores_other_processes_keep_free_now(monkeypatch, tmp_path):
-    """Busy cores are what other processes use over a short window, on the cores this process may run on; a
-    1-minute load average that still counts processes which ended does not take threads away."""
-    stat = tmp_path / "stat"
-    monkeypatch.setattr(threads, "PROC_STAT", str(stat))
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(os, "getloadavg", lambda: (2.4, 2.4, 2.4))
-    # (ticks busy of 100 on cores 0, 1, 2 during the window) -> free cores; core 2 is not ours.
-    for window, free in (((3, 5, 100), 2), ((100, 10, 0), 1), ((100, 100, 100), 1), ((60, 30, 100), 1),
-                         ((30, 10, 100), 2)):
-        _proc_stat(stat, {0: 0, 1: 0, 2: 0}, ticks=100)
-        monkeypatch.setattr(threads.time, "sleep",
-                            lambda s, w=window: _proc_stat(stat, dict(enumerate(w)), ticks=200))
-        assert threads.free_cores() == free, window
-
-
-def test_without_per_core_times_the_load_average_decides(monkeypatch, tmp_path):
-    monkeypatch.setattr(threads, "PROC_STAT", str(tmp_path / "missing"))
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    for load, free in ((0.2, 2), (1.3, 1), (6.0, 1)):
-        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
-        assert threads.free_cores() == free
-
-
-def test_omp_num_threads_overrides_the_choice(monkeypatch, tmp_path):
-    monkeypatch.setattr(threads, "PROC_STAT", str(tmp_path / "missing"))
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+def test_torch_trains_on_one_thread_unless_omp_num_threads_asks_for_more(monkeypatch):
     before = torch.get_num_threads()
     try:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-        monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))
-        assert threads.set_torch_threads() == 2 == torch.get_num_threads()
+        torch.set_num_threads(2)
+        assert devices.set_torch_threads() == 1 == torch.get_num_threads()
         monkeypatch.setenv("OMP_NUM_THREADS", "3")
-        torch.set_num_threads(3)
-        assert threads.set_torch_threads() == 3
+        torch.set_num_threads(3)  # what PyTorch does with the variable when it loads
+        assert devices.set_torch_threads() == 3
     finally:
         torch.set_num_threads(before)
