@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The weight-rule tuning study (results/weight_rules/README.md): LOM with --weight_rule fixed, rms and ess on the
+# nine collected datasets of the tuning set (full-replay, medium-replay, medium-expert of HalfCheetah-v4, Hopper-v4
+# and Walker2d-v4), and IQL, TD3BC, BC on the three full-replay files (the medium ones' baselines are those of
+# results/held_out: same files, same schedule).
+#
+# Usage: bash results/weight_rules/run_study.sh [all|runs|files]
+#   DATA   where the collections live or are made (default ~/lom_data, shared with results/full_replay, held_out)
+#   WORK   where the runs train, checkpoints included (default $DATA/study_weight_rules)
+# The runs train with the code of commit $FROZEN (checked out once into $WORK/code), so no later commit changes a
+# run half way. Two lanes of one run each (2 cores), each working through its half of the task list in order:
+# round 0 (every rule, seed 0, every file), the full-replay baselines, then rounds 1 and 2, so that a study cut
+# short stays balanced. Re-running resumes: finished runs are skipped, interrupted ones resume from their last
+# checkpoint. `runs` skips the collections (another command is making them: the lanes wait for each file);
+# `files` only copies each run's small files next to this script and rebuilds report/.
+set -euo pipefail
+FROZEN=93683ae
+step="${1:-all}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+data="${DATA:-$HOME/lom_data}"
+work="${WORK:-$data/study_weight_rules}"
+code="$work/code"
+export OMP_NUM_THREADS=1 JOBS=1 DEVICE=cpu TRAIN_SCRIPT="$code/train.py"
+export STEPS=30000 GMM_STEPS=10000 EVAL_EVERY=5000 EVAL_EPISODES=10
+declare -A sac_steps=([HalfCheetah]=150000 [Hopper]=200000 [Walker2d]=300000)
+ENVS=(HalfCheetah Hopper Walker2d)
+KINDS=(full-replay medium-replay medium-expert)
+RULES=(fixed rms ess)
+
+files() {  # each run's small files next to this script (no checkpoints, no datasets), then the report
+    (cd "$work" && find . -path ./code -prune -o -path '*/logs' -prune -o \
+        \( -name config.json -o -name metrics.csv -o -name results.json \) -path '*/seed[0-9]*/*' -print |
+        while read -r f; do
+            case "$f" in */seed*.old-*/*) continue ;; esac
+            mkdir -p "$here/$(dirname "$f")" && cp "$f" "$here/$f"
+        done)
+    (cd "$repo" && python -m lom.report "$here" --include_incomplete --final_window 5)
+}
+if [ "$step" = files ]; then files; exit; fi
+mkdir -p "$work"
+
+# 1. The collections (the commands of results/full_replay; deterministic, resumable).
+[ "$step" = runs ] || for env in "${ENVS[@]}"; do
+    lower="${env,,}"
+    (cd "$repo" && python -m lom.collect --env "$env-v4" --steps "${sac_steps[$env]}" --transitions 200000 \
+        --threads 1 --checkpoint_every 10000 --no_progress --out "$data/collect_$lower" >"$data/collect_$lower.log" 2>&1) &
+done
+[ -d "$code" ] || git -C "$repo" worktree add --detach "$code" "$FROZEN"
+git -C "$code" checkout --quiet --detach "$FROZEN"
+
+# 2. The task list: "seed agent rule env kind" per line, in the order the study should finish them.
+tasks() {
+    local seed env kind rule agent
+    for env in "${ENVS[@]}"; do for kind in "${KINDS[@]}"; do for rule in "${RULES[@]}"; do
+        echo "0 LOM $rule $env $kind"; done; done; done
+    for seed in 0 1 2; do for env in "${ENVS[@]}"; do for agent in IQL TD3BC BC; do
+        echo "$seed $agent - $env full-replay"; done; done; done
+    for seed in 1 2; do for env in "${ENVS[@]}"; do for kind in "${KINDS[@]}"; do for rule in "${RULES[@]}"; do
+        echo "$seed LOM $rule $env $kind"; done; done; done; done
+}
+lane() {  # lane number (0 or 1): every other task, under its own LOG_PATH (a sweep holds its LOG_PATH for itself)
+    local i=0 seed agent rule env kind lower file
+    while read -r seed agent rule env kind; do
+        if [ $((i++ % 2)) != "$1" ]; then continue; fi
+        lower="${env,,}"
+        file="$data/collect_$lower/$lower-v4_$kind.hdf5"
+        until [ -f "$file" ]; do sleep 60; done  # a collection still being written
+        if [ "$agent" = LOM ]; then
+            LOG_PATH="$work/lane$1" SEEDS="$seed" AGENTS=LOM DATASETS="$env-v4" bash "$repo/run_baselines.sh" \
+                --dataset_path "$file" --checkpoint_every 5000 --group "rule-$rule" --weight_rule "$rule" || true
+        else
+            LOG_PATH="$work/lane$1" SEEDS="$seed" AGENTS="$agent" DATASETS="$env-v4" bash "$repo/run_baselines.sh" \
+                --dataset_path "$file" --checkpoint_every 5000 || true  # a failed run is retried on re-run
+        fi
+    done < <(tasks)
+}
+lane 0 >"$work/lane_0.log" 2>&1 &
+lane 1 >"$work/lane_1.log" 2>&1 &
+wait
+
+# 3. The small files and the report.
+files
