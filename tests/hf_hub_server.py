@@ -18,10 +18,11 @@ import hashlib
 import http.server
 import json
 import os
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+
+from d4rl_server import serving
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"  # every repository's one commit
 
@@ -137,13 +138,5 @@ def serve_hf_datasets(folder: str | os.PathLike, author: str,
         def log_message(self, format: str, *args) -> None:  # keep test output quiet
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(Handler) as url:
+        yield url

@@ -169,7 +169,7 @@ def small_dataset(device: torch.device, rows: int = 2048, obs_dim: int = 5, act_
     done = (rng.random(rows) < 0.01).astype(np.float32)
     transitions = Transitions(observations=obs, actions=act, rewards=rng.normal(size=rows).astype(np.float32),
                               next_observations=np.roll(obs, -1, 0), next_actions=np.roll(act, -1, 0), terminals=done)
-    return DeviceDataset(transitions, ObservationNormalizer.fit(obs, True), device)
+    return DeviceDataset(transitions, ObservationNormalizer.fit(obs, True).to(device), device)
 
 
 AGENT_FLAGS = {

@@ -10,18 +10,17 @@ import subprocess
 import sys
 from unittest import mock
 
-import numpy as np
 import pytest
 import torch
 from cuda_emulator import CaptureRefused, EmulatedGraph, emulated_cuda_graphs
+from test_cuda_graphs import small_dataset
 from test_train import REPO, SMALL, env, metrics_without_time, run_dir_of, start_and_interrupt  # noqa: F401
 
 import lom.agents.lom
 from lom import checkpoint
 from lom.agents import make_agent
-from lom.batches import DeviceDataset, ObservationNormalizer
+from lom.batches import DeviceDataset
 from lom.config import TrainConfig
-from lom.data.types import Transitions
 from lom.devices import select_device
 from lom.errors import LOMError
 from lom.graphs import CapturedStep
@@ -41,15 +40,8 @@ AGENTS = {
 STEPS = 10
 
 
-def dataset(device, rows: int = 512, obs_dim: int = 5, act_dim: int = 3) -> DeviceDataset:
-    rng = np.random.default_rng(0)
-    obs = rng.normal(size=(rows, obs_dim)).astype(np.float32)
-    act = np.tanh(rng.normal(size=(rows, act_dim))).astype(np.float32)
-    done = (rng.random(rows) < 0.01).astype(np.float32)
-    transitions = Transitions(observations=obs, actions=act, rewards=rng.normal(size=rows).astype(np.float32),
-                              next_observations=np.roll(obs, -1, 0), next_actions=np.roll(act, -1, 0), terminals=done)
-    device = torch.device(device)
-    return DeviceDataset(transitions, ObservationNormalizer.fit(obs, True).to(device), device)
+def dataset(device, rows: int = 512) -> DeviceDataset:
+    return small_dataset(torch.device(device), rows)
 
 
 def small_agent(name: str, seeds, device="cpu"):
