@@ -15,6 +15,7 @@ import torch
 from d4rl_server import write_tiny_d4rl_file
 
 from lom import checkpoint
+from lom.run_folder import CHECKPOINT
 from lom.config import AGENT_NAMES, TrainConfig
 from lom.data import load_transitions
 from lom.data.types import DatasetSpec
@@ -92,9 +93,9 @@ def test_a_folder_without_a_trained_policy_is_refused_in_one_line(runs, tmp_path
     pretraining = tmp_path / "pretraining"
     pretraining.mkdir()
     (pretraining / "config.json").write_text((runs["LOM"] / "config.json").read_text())
-    state = checkpoint.load(runs["LOM"] / checkpoint.CHECKPOINT_NAME)
+    state = checkpoint.load(runs["LOM"] / CHECKPOINT)
     state["progress"].update(phase="pretrain", step=10)
-    checkpoint.save(pretraining / checkpoint.CHECKPOINT_NAME, state)
+    checkpoint.save(pretraining / CHECKPOINT, state)
     for folder, expected in ((tmp_path, "not a run folder"), (pretraining, "no trained policy yet")):
         out = subprocess.run([sys.executable, "-m", "lom.export", str(folder), "--format", "onnx"], cwd=REPO,
                              capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -5,17 +5,16 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lom.errors import LOMError
+from lom.run_folder import CONFIG, METRICS, RESULTS, RUN_DIR_NAME
 
 REQUIRED_CONFIG_KEYS = ("agent", "dataset", "seed")
 # train.py moves a replaced run aside as seed<S>.old-<time>; only seed<S> folders are live runs.
-RUN_DIR_NAME = re.compile(r"seed\d+")
 # config.json's "preset" (train.py --preset); runs from before presets existed trained LOM's own defaults.
 DEFAULT_PRESET = "lom"
 
@@ -70,20 +69,20 @@ def find_runs(log_path: str | Path) -> list[Run]:
 
 def run_folders(root: Path) -> list[Path]:
     """The run folders under `root`, sorted: seed<S> folders whose config.json names agent, dataset and seed."""
-    configs = [p for p in sorted(root.rglob("config.json")) if RUN_DIR_NAME.fullmatch(p.parent.name)]
+    configs = [p for p in sorted(root.rglob(CONFIG)) if RUN_DIR_NAME.fullmatch(p.parent.name)]
     return [p.parent for p in configs if _is_run_config(p)]
 
 
 def load_run(run_dir: Path) -> Run:
-    config = read_json(run_dir / "config.json")
-    results_path = run_dir / "results.json"
+    config = read_json(run_dir / CONFIG)
+    results_path = run_dir / RESULTS
     final_score = None
     if results_path.exists():
         results = read_json(results_path)
         if "final_normalized_score" not in results:
             raise LOMError(f"{results_path} has no final_normalized_score — re-run that training with --resume")
         final_score = float(results["final_normalized_score"])
-    steps, scores = read_learning_curve(run_dir / "metrics.csv")
+    steps, scores = read_learning_curve(run_dir / METRICS)
     return Run(
         run_dir=run_dir,
         dataset=str(config["dataset"]),
