@@ -35,7 +35,7 @@ def main() -> None:
         return
 
     from lom.devices import set_torch_threads  # after parsing, so --help stays fast
-    from lom.trainer import Trainer
+    from lom.training.trainer import Trainer
 
     set_torch_threads()
     Trainer(cfg, seeds).run()

@@ -207,7 +207,8 @@ WEIGHT_BASELINES = ("value", "policy")
 # How rewards are rescaled before training: "auto" picks return_range for IQL on locomotion data (IQL's authors'
 # rule), for LOM what its preset says (`Preset.scale_rewards`), and none for BC and TD3BC.
 REWARD_SCALINGS = ("auto", "return_range", "none")
-# Whether each training step is captured once as CUDA graphs and replayed (lom/graphs.py): auto = on CUDA devices.
+# Whether each training step is captured once as CUDA graphs and replayed (lom/training/captured_steps.py): auto = on
+# CUDA devices.
 CUDA_GRAPHS = ("auto", "1", "0")
 # return_range: rewards × RETURN_RANGE_TARGET / (highest − lowest episode return in the dataset), as IQL's authors
 # do for MuJoCo locomotion (IQL paper, appendix), so that β means the same on every such dataset.

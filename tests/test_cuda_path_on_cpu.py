@@ -17,15 +17,15 @@ from cuda_emulator import CaptureRefused, EmulatedGraph, emulated_cuda_graphs
 from test_train import REPO, SMALL, env, metrics_without_time, run_dir_of, start_and_interrupt  # noqa: F401
 
 import lom.agents.lom
-from lom import checkpoint
+from lom.training import checkpoint
 from lom.agents import make_agent
-from lom.batches import DeviceDataset, ObservationNormalizer
+from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.config import TrainConfig
 from lom.data.types import Transitions
 from lom.devices import select_device
 from lom.errors import LOMError
-from lom.graphs import CapturedStep
-from lom.trainer import Trainer
+from lom.training.captured_steps import CapturedStep
+from lom.training.trainer import Trainer
 
 EMULATOR = ["tests/cuda_emulator.py"]
 AGENTS = {

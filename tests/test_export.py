@@ -14,7 +14,7 @@ import pytest
 import torch
 from d4rl_server import write_tiny_d4rl_file
 
-from lom import checkpoint
+from lom.training import checkpoint
 from lom.run_folder import CHECKPOINT
 from lom.config import AGENT_NAMES, TrainConfig
 from lom.data import load_transitions
@@ -23,7 +23,7 @@ from lom.envs import action_bounds, make_env
 from lom.evaluate import load_run
 from lom.export import FORMATS, ExportedPolicy, export, read_back
 from lom.networks import DeterministicActor
-from lom.trainer import train
+from lom.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(training_steps=40, gmm_steps=20, eval_every=40, eval_episodes=2, log_every=10, gmm_batch_size=64,

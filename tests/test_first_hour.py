@@ -19,7 +19,7 @@ from lom import devices
 from lom.agents import AGENTS
 from lom.config import AGENT_NAMES
 from lom.errors import LOMError
-from lom.fit import check_mixture_fit
+from lom.training.sizes import check_mixture_fit
 from lom.networks import GaussianMixture
 
 REPO = Path(__file__).resolve().parents[1]

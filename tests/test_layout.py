@@ -1,5 +1,5 @@
 """The package's import graph, read from the source (imports inside functions included): no module imports itself
-through others, and the layers only import downward: data → envs → networks → agents → trainer → report."""
+through others, and the layers only import downward: data → envs → networks → agents → training → report."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lom"
-LAYERS = ("lom.data", "lom.envs", "lom.networks", "lom.agents", "lom.trainer", "lom.report")
+LAYERS = ("lom.data", "lom.envs", "lom.networks", "lom.agents", "lom.training", "lom.report")
 
 
 def module_files() -> dict[str, Path]:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from lom.batches import ObservationNormalizer
+from lom.data.batches import ObservationNormalizer
 from lom.config import RETURN_RANGE_TARGET, IQLHyperParams, TD3BCHyperParams, TrainConfig
 from lom.data import load_transitions, resolve_dataset
 from lom.data.transitions import return_range_scale

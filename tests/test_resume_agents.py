@@ -11,7 +11,7 @@ import pytest
 import torch
 from test_train import SMALL, TINY, env, metrics_without_time, run_dir_of, start_and_interrupt, train  # noqa: F401
 
-from lom import checkpoint
+from lom.training import checkpoint
 from lom.run_folder import CHECKPOINT
 
 # An odd checkpoint interval: a run resumed from step 55 is mid-way through TD3+BC's policy delay and the sarsa

@@ -9,7 +9,7 @@ import pytest
 import torch
 from test_train import env, run_dir_of, train  # noqa: F401  (env is a fixture)
 
-from lom.batches import DeviceDataset, ObservationNormalizer
+from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.config import LOM_DEFAULT, TrainConfig
 from lom.data.hdf5_writer import write_d4rl_hdf5
 from lom.data.transitions import build_transitions, episode_returns, return_range_scale

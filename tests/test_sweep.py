@@ -23,7 +23,7 @@ import pytest
 
 from d4rl_server import serve_directory, write_tiny_d4rl_file
 from lom.run_folder import CHECKPOINT, EXIT_RECORD, RECORD_PREFIX, read_manifest
-from lom.run_lock import RunLock
+from lom.training.run_lock import RunLock
 from lom.sweep import settings as sweep_settings
 from lom.sweep.logs import bash_quote, exit_record, shell_status, start_record
 from lom.sweep.plan import (Decision, Run, group_seeds, local_decision, slurm_decision,

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from lom.agents.lom import LOMAgent
-from lom.batches import DeviceDataset, ObservationNormalizer
+from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.config import TrainConfig
 from lom.data import load_transitions, resolve_dataset
 from lom.data.types import Transitions

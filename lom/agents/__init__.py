@@ -18,7 +18,7 @@ AGENTS: dict[str, type[Agent]] = {"LOM": LOMAgent, "BC": BCAgent, "IQL": IQLAgen
 def make_agent(cfg: TrainConfig, obs_dim: int, act_dim: int, capturable: bool = False,
                seeds: Sequence[int] | None = None) -> Agent:
     """The agent `cfg` names, as one stacked model of `seeds` (default: cfg.seed alone; lom/seeds.py);
-    `capturable`: with optimisers a CUDA graph can replay (lom/graphs.py)."""
+    `capturable`: with optimisers a CUDA graph can replay (lom/training/captured_steps.py)."""
     if cfg.agent not in AGENTS:
         raise LOMError(f"unknown agent {cfg.agent!r}: choose one of {', '.join(AGENTS)}")
     return AGENTS[cfg.agent](obs_dim, act_dim, cfg, capturable=capturable, seeds=seeds or (cfg.seed,))

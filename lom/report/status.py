@@ -3,7 +3,7 @@
 The runs are the ones run_baselines.sh planned (listed in LOG_PATH/sweep.tsv, so runs not started yet show up too)
 and any other run folder under LOG_PATH. A run is
 - done: it has results.json;
-- running: a train.py holds its lock (lom.run_lock);
+- running: a train.py holds its lock (lom.training.run_lock);
 - failed: its log's last exit line is an error status;
 - interrupted: it was started but stopped early: stopped by a signal (train.py exits 75 or 130 after saving), killed,
   or without any exit line (its machine went away). `--resume`, or re-running the sweep, continues it;
@@ -18,7 +18,7 @@ from pathlib import Path
 from lom.errors import EXIT_INTERRUPTED, EXIT_STOPPED
 from lom.report.runs import read_json, read_learning_curve, run_folders
 from lom.run_folder import CONFIG, EXIT_RECORD, METRICS, RECORD_PREFIX, RESULTS, read_manifest
-from lom.run_lock import lock_holder
+from lom.training.run_lock import lock_holder
 
 STATES = ("done", "running", "interrupted", "failed", "not started")
 # 128 + n: ended by signal n (SIGKILL, OOM killer, ...) before it could save; its last checkpoint remains.

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from lom.errors import cli_status, unwritable
-from lom.run_lock import NO_LOCKING
+from lom.training.run_lock import NO_LOCKING
 from lom.sweep.local import run_local
 from lom.sweep.plan import resolve_run_dirs, sweep_runs, write_manifest
 from lom.sweep.settings import PROGRAM, SweepError, SweepSettings, settings_from_env

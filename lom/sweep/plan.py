@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lom.run_folder import CHECKPOINT, MANIFEST, MANIFEST_HEADER, PROGRESS, RESULTS, RUN_KEY_PARTS
-from lom.run_lock import lock_holder
+from lom.training.run_lock import lock_holder
 from lom.sweep.logs import log_name
 from lom.sweep.settings import SweepSettings, cpu_count
 

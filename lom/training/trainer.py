@@ -6,7 +6,7 @@ in between.
 
 Stop signals (SIGTERM and SIGUSR1, which Slurm sends before it kills or preempts a job, and Ctrl-C's SIGINT) only
 set a flag; the loop reads it between steps, writes the checkpoint there and exits, so a resumed run goes on exactly
-where the stopped one left off. The run folder is locked for the whole run (lom.run_lock).
+where the stopped one left off. The run folder is locked for the whole run (lom.training.run_lock).
 """
 
 from __future__ import annotations
@@ -24,23 +24,23 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from lom import checkpoint
+from lom.training import checkpoint
 from lom.agents import Agent, make_agent
-from lom.batches import DeviceDataset, ObservationNormalizer
+from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.config import RETURN_RANGE_TARGET, WEIGHT_RULE_NUMBERS, LOMHyperParams, TrainConfig, preset_for
 from lom.data import load_transitions, resolve_dataset
 from lom.data.transitions import return_range_scale
 from lom.data.types import DatasetSpec
 from lom.errors import EXIT_INTERRUPTED, EXIT_STOPPED, LOMError, TrainingStopped
-from lom.evaluation import evaluate_seeds
-from lom.fit import check_env_fit, check_mixture_fit, env_action_dim, load_mixture
+from lom.training.evaluation import evaluate_seeds
+from lom.training.sizes import check_env_fit, check_mixture_fit, env_action_dim, load_mixture
 from lom.devices import activate, select_device
-from lom import graphs
-from lom.graphs import CapturedStep, use_cuda_graphs
+from lom.training import captured_steps
+from lom.training.captured_steps import CapturedStep, use_cuda_graphs
 from lom.io import write_json
-from lom.run_lock import RunLock
+from lom.training.run_lock import RunLock
 from lom.run_folder import CHECKPOINT, CONFIG, GMM, NAN_CHECKPOINT, run_directory_for
-from lom.run_logging import RunLogger
+from lom.training.run_logging import RunLogger
 from lom.seeds import slice_seed, stack_seeds
 
 # Evaluation episodes use seeds far from the training seed's so that no two evaluations share an episode.
@@ -220,7 +220,8 @@ class Trainer:
         self.data = DeviceDataset(transitions, self.normalizer, self.device, self.reward_scale)
         # Capturable optimisers wherever steps can be captured: eager and replayed steps then compute alike, and a
         # failed capture falls back to eager steps without rebuilding anything.
-        self.agent: Agent = make_agent(cfg, self.data.obs_dim, self.data.act_dim, graphs.can_capture(self.device),
+        self.agent: Agent = make_agent(cfg, self.data.obs_dim, self.data.act_dim,
+                                       captured_steps.can_capture(self.device),
                                        self.seeds).to(self.device)
         if mixture is not None:
             self.agent.load_behaviour_model(mixture)
@@ -439,7 +440,8 @@ class Trainer:
         bar.close()
 
     def _stepper(self, step):
-        """`step` itself, or, with --cuda_graphs, the same step captured once and replayed (lom/graphs.py)."""
+        """`step` itself, or, with --cuda_graphs, the same step captured once and replayed
+        (lom/training/captured_steps.py)."""
         if not self.captured:
             return step
         return CapturedStep(step, self.agent, strict=self.cfg.cuda_graphs == "1", on_settled=self._capture_settled)
