@@ -7,7 +7,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import lom.envs  # noqa: F401  (registers the fork's env id with gymnasium)
-from lom.data import fork_behaviour as behaviour, fork_dataset, fork_world as world, resolve_dataset
+from lom.data import resolve_dataset
+from lom.fork import behaviour, dataset as fork_dataset, world
 from lom.errors import LOMError
 
 

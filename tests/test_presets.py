@@ -15,7 +15,7 @@ from test_train import env, run_dir_of, train  # noqa: F401  (env is a fixture)
 from lom.config import (LOM_DEFAULT, PAPER_DEFAULT, PAPER_ENVS, PAPER_HYPERPARAMS, PAPER_KIND_ROWS, PAPER_KINDS,
                         TrainConfig, preset_for)
 from lom.data import resolve_dataset
-from lom.data.hdf5_writer import write_d4rl_hdf5
+from lom.io import write_d4rl_hdf5
 from lom.errors import LOMError
 
 TINY = ["--training_steps", "5", "--gmm_steps", "5", "--eval_every", "5", "--eval_episodes", "1",

@@ -11,7 +11,7 @@ from test_train import env, run_dir_of, train  # noqa: F401  (env is a fixture)
 
 from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.config import LOM_DEFAULT, TrainConfig
-from lom.data.hdf5_writer import write_d4rl_hdf5
+from lom.io import write_d4rl_hdf5
 from lom.data.transitions import build_transitions, episode_returns, return_range_scale
 from lom.errors import LOMError
 

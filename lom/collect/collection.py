@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 import lom
-from lom.data.hdf5_writer import write_d4rl_hdf5
+from lom.io import write_d4rl_hdf5
 from lom.devices import select_device
 from lom.cli import OneLineParser
 from lom.errors import LOMError, cli_status, writing

@@ -11,7 +11,7 @@ from pathlib import Path
 import gymnasium
 import h5py
 
-from lom.data import fork_dataset
+from lom.fork import dataset as fork_dataset
 from lom.data.d4rl_file import folder_message
 from lom.data.minari_source import MINARI_PREFIX, minari_mujoco_kind, resolve_minari
 from lom.data.types import RAW_RETURN_REFS, DatasetSpec

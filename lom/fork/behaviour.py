@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from lom.data import fork_world as world
+from lom.fork import world
 
 Policy = Callable[[np.ndarray], np.ndarray]  # (n, 2) positions -> (n, 2) actions
 
