@@ -20,7 +20,7 @@ DEFAULT_PRESET = "lom"
 
 
 @dataclass(frozen=True)
-class Run:
+class RunRecord:
     """One training run. `final_score` comes from results.json and is None while the run is incomplete."""
 
     run_dir: Path
@@ -56,12 +56,12 @@ class Run:
         return f"{self.agent} [{self.preset}]" if self.agent == "LOM" and self.preset != DEFAULT_PRESET else self.agent
 
 
-def find_runs(log_path: str | Path) -> list[Run]:
+def find_runs(log_path: str | Path) -> list[RunRecord]:
     """Every run folder under `log_path`: a seed<S> folder whose config.json names agent, dataset and seed."""
     root = Path(log_path)
     if not root.is_dir():
         raise LOMError(f"{root} is not a directory — pass the --log_path folder that train.py wrote to")
-    runs = [load_run(folder) for folder in run_folders(root)]
+    runs = [read_run_record(folder) for folder in run_folders(root)]
     if not runs:
         raise LOMError(f"no runs found under {root} — train some first (train.py or run_baselines.sh)")
     return runs
@@ -73,7 +73,7 @@ def run_folders(root: Path) -> list[Path]:
     return [p.parent for p in configs if _is_run_config(p)]
 
 
-def load_run(run_dir: Path) -> Run:
+def read_run_record(run_dir: Path) -> RunRecord:
     config = read_json(run_dir / CONFIG)
     results_path = run_dir / RESULTS
     final_score = None
@@ -83,7 +83,7 @@ def load_run(run_dir: Path) -> Run:
             raise LOMError(f"{results_path} has no final_normalized_score — re-run that training with --resume")
         final_score = float(results["final_normalized_score"])
     steps, scores = read_learning_curve(run_dir / METRICS)
-    return Run(
+    return RunRecord(
         run_dir=run_dir,
         dataset=str(config["dataset"]),
         agent=str(config["agent"]),
@@ -118,7 +118,7 @@ def read_learning_curve(metrics_path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(steps, dtype=np.int64), np.asarray(scores, dtype=np.float64)
 
 
-def column_labels(runs: list[Run]) -> list[str]:
+def column_labels(runs: list[RunRecord]) -> list[str]:
     """The table column of each run: its agent ("LOM [paper]" under --preset paper), plus its experiment where that
     agent ran in several (the group alone when every run shares one project), e.g. "LOM [default]" and
     "LOM [authors-rule]" beside "IQL", or "LOM [paper, default]"."""
@@ -127,7 +127,7 @@ def column_labels(runs: list[Run]) -> list[str]:
         experiments.setdefault(r.column_agent, set()).add(r.experiment)
     one_project = len({r.experiment.split("/")[0] for r in runs}) == 1
 
-    def label(r: Run) -> str:
+    def label(r: RunRecord) -> str:
         tags = [] if r.column_agent == r.agent else [r.preset]
         if len(experiments[r.column_agent]) > 1:
             tags.append(r.experiment.split("/")[-1] if one_project else r.experiment)
@@ -138,7 +138,7 @@ def column_labels(runs: list[Run]) -> list[str]:
     return labels
 
 
-def check_distinct(runs: list[Run], labels: list[str]) -> None:
+def check_distinct(runs: list[RunRecord], labels: list[str]) -> None:
     """Refuse two kinds of run under one column label (an experiment named like a preset, e.g. group "paper")."""
     kinds: dict[str, tuple[str, str]] = {}
     for r, label in zip(runs, labels):
