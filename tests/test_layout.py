@@ -130,7 +130,8 @@ def test_few_modules_directly_under_the_package():
 
 def test_torch_free_modules_load_no_torch():
     """Checked in a fresh interpreter, so that everything they import, however indirectly, counts."""
-    code = f"import sys; import {', '.join(TORCH_FREE)}; print(sorted(m for m in ('torch', 'h5py') if m in sys.modules))"
+    code = (f"import sys; import {', '.join(TORCH_FREE)}; "
+            "print(sorted(m for m in ('torch', 'h5py') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
 
