@@ -27,9 +27,9 @@ sys.path.insert(0, str(REPO))
 from lom.agents import make_agent  # noqa: E402
 from lom.cli import OneLineParser, run_cli  # noqa: E402
 from lom.config import TrainConfig  # noqa: E402
-from lom.training.captured_steps import CapturedStep  # noqa: E402
-from lom.io import write_json  # noqa: E402
 from lom.devices import select_device  # noqa: E402
+from lom.io import write_json  # noqa: E402
+from lom.training.captured_steps import CapturedStep  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("throughput", REPO / "benchmarks" / "throughput.py")
 throughput = importlib.util.module_from_spec(_spec)

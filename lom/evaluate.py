@@ -9,17 +9,17 @@ from pathlib import Path
 
 import torch
 
-from lom.training import checkpoint
 from lom.agents import Agent, make_agent
-from lom.data.batches import ObservationNormalizer
 from lom.cli import OneLineParser, run_cli
 from lom.config import PAPER_SCHEDULE, TrainConfig
 from lom.data import resolve_dataset
+from lom.data.batches import ObservationNormalizer
 from lom.data.types import DatasetSpec
 from lom.devices import select_device
 from lom.errors import LOMError
-from lom.training.evaluation import evaluate
 from lom.run_folder import CHECKPOINT, CONFIG
+from lom.training import checkpoint
+from lom.training.evaluation import evaluate
 
 
 @dataclass

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from lom.errors import EXIT_USAGE
 from lom.collect import collection as collect
-from lom.data import load_transitions, resolve_dataset
 from lom.collect.sac import SAC_CHECKPOINT, EvalRow, load_checkpoint
+from lom.data import load_transitions, resolve_dataset
+from lom.errors import EXIT_USAGE
 
 ENV_ID = "HalfCheetah-v4"
 EPISODE_STEPS = 50

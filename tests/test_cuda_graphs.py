@@ -19,8 +19,8 @@ import torch
 from test_train import TINY, env, metrics_without_time, run_dir_of, train  # noqa: F401  (env is a fixture)
 
 from lom.agents import make_agent
-from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.config import TrainConfig
+from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.data.types import Transitions
 from lom.errors import LOMError
 from lom.training.captured_steps import CapturedStep, use_cuda_graphs

@@ -16,14 +16,14 @@ import torch
 from cuda_emulator import CaptureRefused, EmulatedGraph, emulated_cuda_graphs
 from test_train import REPO, SMALL, env, metrics_without_time, run_dir_of, start_and_interrupt  # noqa: F401
 
-import lom.agents.lom
-from lom.training import checkpoint
 from lom.agents import make_agent
-from lom.data.batches import DeviceDataset, ObservationNormalizer
+import lom.agents.lom
 from lom.config import TrainConfig
+from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.data.types import Transitions
 from lom.devices import select_device
 from lom.errors import LOMError
+from lom.training import checkpoint
 from lom.training.captured_steps import CapturedStep
 from lom.training.trainer import Trainer
 

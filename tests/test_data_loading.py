@@ -8,9 +8,9 @@ import pytest
 from d4rl_server import tiny_d4rl_arrays, write_tiny_d4rl_file
 
 from lom.data import load_transitions, resolve_dataset
-from lom.io import write_d4rl_hdf5
 from lom.data.transitions import build_transitions
 from lom.errors import LOMError
+from lom.io import write_d4rl_hdf5
 
 # Hand-written rows. Observation = [episode, step]; action = [10 * episode + step]. Episodes:
 #   0: steps 0-2, terminates at step 2

@@ -14,8 +14,6 @@ import pytest
 import torch
 from d4rl_server import write_tiny_d4rl_file
 
-from lom.training import checkpoint
-from lom.run_folder import CHECKPOINT
 from lom.config import AGENT_NAMES, TrainConfig
 from lom.data import load_transitions
 from lom.data.types import DatasetSpec
@@ -23,6 +21,8 @@ from lom.envs import action_bounds, make_env
 from lom.evaluate import load_run
 from lom.export import FORMATS, ExportedPolicy, export, read_back
 from lom.networks import DeterministicActor
+from lom.run_folder import CHECKPOINT
+from lom.training import checkpoint
 from lom.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,8 +16,8 @@ import torch
 from d4rl_server import write_tiny_d4rl_file
 from test_train import REPO, run_dir_of, train
 
-from lom.data.batches import ObservationNormalizer
 from lom.data import resolve_dataset
+from lom.data.batches import ObservationNormalizer
 from lom.data.types import DatasetSpec
 from lom.training.evaluation import evaluate
 from lom.training.trainer import EVAL_SEED_STRIDE

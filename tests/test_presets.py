@@ -15,8 +15,8 @@ from test_train import env, run_dir_of, train  # noqa: F401  (env is a fixture)
 from lom.config import (LOM_DEFAULT, PAPER_DEFAULT, D4RL_ENVS, PAPER_HYPERPARAMS, PAPER_KIND_ROWS, D4RL_KINDS,
                         TrainConfig, preset_for)
 from lom.data import resolve_dataset
-from lom.io import write_d4rl_hdf5
 from lom.errors import LOMError
+from lom.io import write_d4rl_hdf5
 
 TINY = ["--training_steps", "5", "--gmm_steps", "5", "--eval_every", "5", "--eval_episodes", "1",
         "--hidden_width", "16", "--gmm_hidden_width", "16", "--gmm_batch_size", "8", "--mode_batch_size", "8"]

@@ -11,8 +11,8 @@ import pytest
 import torch
 from test_train import SMALL, TINY, env, metrics_without_time, run_dir_of, start_and_interrupt, train  # noqa: F401
 
-from lom.training import checkpoint
 from lom.run_folder import CHECKPOINT
+from lom.training import checkpoint
 
 # An odd checkpoint interval: a run resumed from step 55 is mid-way through TD3+BC's policy delay and the sarsa
 # critic's target interval, so a counter restored wrongly changes which steps update the actor or the targets.

@@ -20,9 +20,9 @@ from lom.agents import make_agent
 from lom.cli import parse_seeds
 from lom.data import resolve_dataset
 from lom.errors import LOMError
-from lom.training.evaluation import evaluate, evaluate_seeds
 from lom.networks import OneSeed
 from lom.seeds import slice_seed, stack_seeds
+from lom.training.evaluation import evaluate, evaluate_seeds
 
 RUN_FILES = {"config.json", "metrics.csv", "results.json", "checkpoint.pt"}
 

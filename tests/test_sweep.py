@@ -23,9 +23,9 @@ import pytest
 
 from d4rl_server import serve_directory, write_tiny_d4rl_file
 from lom.run_folder import CHECKPOINT, EXIT_RECORD, RECORD_PREFIX, read_manifest
-from lom.training.run_lock import RunLock
 from lom.sweep import settings as sweep_settings
 from lom.sweep.logs import bash_quote, exit_record, shell_status, start_record
+from lom.training.run_lock import RunLock
 from lom.sweep.plan import (Decision, Run, group_seeds, local_decision, slurm_decision,
                             sweep_runs, train_command, write_manifest)
 from lom.sweep.settings import SweepError, SweepSettings, settings_from_env

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from lom.agents.lom import LOMAgent
-from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.config import TrainConfig
 from lom.data import load_transitions, resolve_dataset
+from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.data.types import Transitions
 from lom.fork import behaviour as fork_behaviour
 from lom.networks import CPU_BLOCK_ROWS, OneHotModeValue, QEnsemble

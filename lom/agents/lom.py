@@ -17,8 +17,8 @@ import torch
 
 from lom.agents.base import Agent, Losses, gradient_step
 from lom.agents.critics import ExpectileCritic, SarsaCritic
-from lom.data.batches import Batch, DeviceDataset
 from lom.config import TrainConfig
+from lom.data.batches import Batch, DeviceDataset
 from lom.errors import LOMError
 from lom.networks import (CPU_BLOCK_ROWS, MODE_VALUE_NETS, DeterministicActor, GaussianMixture, Generators, adam,
                           gmm_log_prob, sample_components)

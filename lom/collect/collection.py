@@ -31,11 +31,11 @@ import numpy as np
 import torch
 
 import lom
-from lom.io import write_d4rl_hdf5
-from lom.devices import select_device
 from lom.cli import OneLineParser
+from lom.devices import select_device
 from lom.errors import LOMError, cli_status, writing
 from lom.io import atomic_path, write_json
+from lom.io import write_d4rl_hdf5
 from lom.collect.sac import (
     EVAL_CSV_NAME,
     EvalRow,

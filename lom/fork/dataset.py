@@ -14,10 +14,10 @@ from pathlib import Path
 
 import h5py
 
+from lom.errors import LOMError
 from lom.fork import behaviour
 from lom.fork import world
 from lom.io import write_d4rl_hdf5
-from lom.errors import LOMError
 
 DATASET_NAME = "multimodal-fork-v0"
 ENV_ID = "lom/MultimodalFork-v0"

@@ -11,9 +11,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from lom.fork import behaviour, dataset as fork_dataset, world
 from lom.cli import OneLineParser
 from lom.errors import run_cli, writing
+from lom.fork import behaviour, dataset as fork_dataset, world
 from lom.io import atomic_path
 
 MODE_COLOURS = ("#1b9e77", "#d95f02", "#7570b3")

@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lom.run_folder import CHECKPOINT, MANIFEST, MANIFEST_HEADER, PROGRESS, RESULTS, RUN_KEY_PARTS
-from lom.training.run_lock import lock_holder
 from lom.sweep.logs import log_name
 from lom.sweep.settings import SweepSettings, cpu_count
+from lom.training.run_lock import lock_holder
 
 # AGENTS entries that stand for more than `--agent <name>`: LOM-paper is LOM with the authors' preset (its runs
 # train in .../<dataset>/LOM-paper/seed<S>, beside LOM's).

@@ -24,24 +24,23 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from lom.training import checkpoint
 from lom.agents import Agent, make_agent
-from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.config import RETURN_RANGE_TARGET, WEIGHT_RULE_NUMBERS, LOMHyperParams, TrainConfig, preset_for
 from lom.data import load_transitions, resolve_dataset
+from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.data.transitions import return_range_scale
 from lom.data.types import DatasetSpec
-from lom.errors import EXIT_INTERRUPTED, EXIT_STOPPED, LOMError, TrainingStopped
-from lom.training.evaluation import evaluate_seeds
-from lom.training.sizes import check_env_fit, check_mixture_fit, env_action_dim, load_mixture
 from lom.devices import activate, select_device
-from lom.training import captured_steps
-from lom.training.captured_steps import CapturedStep, use_cuda_graphs
+from lom.errors import EXIT_INTERRUPTED, EXIT_STOPPED, LOMError, TrainingStopped
 from lom.io import write_json
-from lom.training.run_lock import RunLock
-from lom.run_folder import CHECKPOINT, CONFIG, GMM, NAN_CHECKPOINT, run_directory_for
-from lom.training.run_logging import RunLogger
+from lom.run_folder import CHECKPOINT, CONFIG, GMM, NAN_CHECKPOINT, RESULTS, run_directory_for
 from lom.seeds import slice_seed, stack_seeds
+from lom.training import captured_steps, checkpoint
+from lom.training.captured_steps import CapturedStep, use_cuda_graphs
+from lom.training.evaluation import evaluate_seeds
+from lom.training.run_lock import RunLock
+from lom.training.run_logging import RunLogger
+from lom.training.sizes import check_env_fit, check_mixture_fit, env_action_dim, load_mixture
 
 # Evaluation episodes use seeds far from the training seed's so that no two evaluations share an episode.
 EVAL_SEED_STRIDE = 10_000
@@ -497,7 +496,7 @@ class Trainer:
             seed = f"seed {c.seed}: " if len(self.seeds) > 1 else ""
             print(f"{seed}final normalised score {results['final_normalized_score']:.1f} "
                   f"(best {results['best_normalized_score']:.1f}, return {results['final_return']:.2f}); "
-                  f"results in {run_dir / 'results.json'}")
+                  f"results in {run_dir / RESULTS}")
             every.append(results)
         return every
 
