@@ -50,7 +50,7 @@ class Mutation:
 CRITICS, IQL, TD3BC = "lom/agents/critics.py", "lom/agents/iql.py", "lom/agents/td3bc.py"
 LOM, BC, NETWORKS = "lom/agents/lom.py", "lom/agents/bc.py", "lom/networks.py"
 WEIGHTS = "lom/agents/weights.py"
-TRAINER, CAPTURE = "lom/training/trainer.py", "lom/training/captured_steps.py"
+TRAINER, CAPTURED_STEPS = "lom/training/trainer.py", "lom/training/captured_steps.py"
 
 MUTATIONS = [
     # -- the expectile critic (IQL's, and LOM's default) --
@@ -200,15 +200,15 @@ MUTATIONS = [
     Mutation("resume-optimizers-lost", "lom/agents/base.py", 'opt.load_state_dict(saved)',
              "pass", "Adam's moments restart on resume (the mixture's too, mid-way through pre-training)", (RESUME,)),
     # -- captured steps (run on the CPU by tests/cuda_emulator.py) --
-    Mutation("capture-generators-unregistered", CAPTURE, "for generator in self.agent.rng.generators or ():",
+    Mutation("capture-generators-unregistered", CAPTURED_STEPS, "for generator in self.agent.rng.generators or ():",
              "for generator in ():", "replays repeat the seeds' random draws of capture instead of drawing anew",
              (CAPTURE,)),
-    Mutation("capture-counters-not-rewound", CAPTURE, "                counter.updates = updates",
+    Mutation("capture-counters-not-rewound", CAPTURED_STEPS, "                counter.updates = updates",
              "                pass", "after capture, TD3+BC's policy delay and the sarsa target period are off by a "
              "period", (CAPTURE,)),
-    Mutation("capture-replay-counters-frozen", CAPTURE, "            counter.updates += 1", "            pass",
+    Mutation("capture-replay-counters-frozen", CAPTURED_STEPS, "            counter.updates += 1", "            pass",
              "replays no longer advance the update counters, so checkpoints record the wrong phase", (CAPTURE,)),
-    Mutation("capture-warmup-too-short", CAPTURE, "self.warmup_left = max(warmup, math.lcm(1, *periods) + 1)",
+    Mutation("capture-warmup-too-short", CAPTURED_STEPS, "self.warmup_left = max(warmup, math.lcm(1, *periods) + 1)",
              "self.warmup_left = 1", "capture before TD3+BC's actor optimiser has stepped: Adam's lazily made state "
              "is made again by every replay",
              (CAPTURE,)),
