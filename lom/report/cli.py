@@ -23,6 +23,7 @@ from lom.report.curves import plot_learning_curves
 from lom.report.runs import RunRecord, column_labels, find_runs
 from lom.report.status import format_status, sweep_status
 from lom.report.table import attach_paper_scores, build_table, format_csv, format_main_table, format_markdown
+from lom.run_folder import RESULTS
 
 REPORT_DIR = "report"
 FIGURES = ("learning_curves.png", "aggregate_iqm.png", "performance_profile.png")
@@ -71,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> ReportConfig | ModesConfig | St
     parser.add_argument(
         "--include_incomplete",
         action="store_true",
-        help="also count runs without results.json, scored by their latest evaluation",
+        help=f"also count runs without {RESULTS}, scored by their latest evaluation",
     )
     parser.add_argument(
         "--paper_scores", type=Path, help="CSV with columns dataset,agent,score: published numbers shown beside ours"
@@ -160,7 +161,7 @@ def select_runs(runs: list[RunRecord], include_incomplete: bool) -> list[RunReco
     incomplete = [r for r in runs if not r.complete]
     if incomplete and not include_incomplete:
         warn(
-            f"{len(incomplete)} incomplete run(s) (no results.json) left out; "
+            f"{len(incomplete)} incomplete run(s) (no {RESULTS}) left out; "
             f"pass --include_incomplete to score them by their latest evaluation:"
         )
     elif incomplete:

@@ -53,7 +53,7 @@ echo "=== $(date '+%F %T'): exit $rc"
 finished=1
 for run in "${runs[@]}"; do [[ -f "$run/@RESULTS@" ]] || finished=0; done
 if ((rc != 0 && finished)); then
-    echo "the signal came as train.py was exiting, after it had written results.json: the run is finished"
+    echo "the signal came as train.py was exiting, after it had written @RESULTS@: the run is finished"
     rc=0
 elif ((rc == 75 || (rc > 128 && signalled))); then
     # 75: train.py saved its checkpoint; above 128: the signal came before train.py could catch it (while it was

@@ -1,4 +1,5 @@
-"""What a run leaves behind for people: metrics.csv, results.json, and wandb if asked (lom/run_folder.py names the files)."""
+"""What a run leaves behind for people: metrics.csv, results.json, and wandb if asked (lom/run_folder.py names
+the files)."""
 
 from __future__ import annotations
 
