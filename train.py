@@ -27,7 +27,7 @@ def main() -> None:
     seeds = parse_seeds(args.seeds) if args.seeds is not None else (cfg.seed,)
     if args.print_run_dir:  # for scripts: answer without importing torch
         from lom.data import resolve_dataset
-        from lom.run_logging import run_directory_for
+        from lom.run_folder import run_directory_for
 
         name = resolve_dataset(cfg.env_name, cfg.dataset_path).name
         for seed in seeds:
@@ -35,7 +35,7 @@ def main() -> None:
         return
 
     from lom.devices import set_torch_threads  # after parsing, so --help stays fast
-    from lom.trainer import Trainer
+    from lom.training.trainer import Trainer
 
     set_torch_threads()
     Trainer(cfg, seeds).run()

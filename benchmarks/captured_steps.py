@@ -1,4 +1,5 @@
-"""Captured against eager training steps (--cuda_graphs, lom/graphs.py): steps/s and agreement, agent by agent.
+"""Captured against eager training steps (--cuda_graphs, lom/training/captured_steps.py): steps/s and agreement,
+agent by agent.
 
 On synthetic data of halfcheetah-full-replay-v2's size (benchmarks/throughput.py's) and the settings a run on such
 data gets (LOM: N = 10, K = 1, the expectile critic; LOM with the sarsa critic and K = 2; IQL; TD3BC; BC), each
@@ -26,9 +27,9 @@ sys.path.insert(0, str(REPO))
 from lom.agents import make_agent  # noqa: E402
 from lom.cli import OneLineParser, run_cli  # noqa: E402
 from lom.config import TrainConfig  # noqa: E402
-from lom.graphs import CapturedStep  # noqa: E402
-from lom.io import write_json  # noqa: E402
 from lom.devices import select_device  # noqa: E402
+from lom.io import write_json  # noqa: E402
+from lom.training.captured_steps import CapturedStep  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("throughput", REPO / "benchmarks" / "throughput.py")
 throughput = importlib.util.module_from_spec(_spec)

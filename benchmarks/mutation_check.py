@@ -50,6 +50,7 @@ class Mutation:
 CRITICS, IQL, TD3BC = "lom/agents/critics.py", "lom/agents/iql.py", "lom/agents/td3bc.py"
 LOM, BC, NETWORKS = "lom/agents/lom.py", "lom/agents/bc.py", "lom/networks.py"
 WEIGHTS = "lom/agents/weights.py"
+TRAINER, CAPTURED_STEPS = "lom/training/trainer.py", "lom/training/captured_steps.py"
 
 MUTATIONS = [
     # -- the expectile critic (IQL's, and LOM's default) --
@@ -176,12 +177,12 @@ MUTATIONS = [
              "the score does not subtract the reference minimum", (NUMBERS,)),
     Mutation("score-divides-by-max", "lom/data/types.py", "self.ref_max_score - self.ref_min_score\n",
              "self.ref_max_score\n", "the score divides by the maximum, not the range", (NUMBERS,)),
-    Mutation("eval-counts-reset-episodes", "lom/evaluation.py", "returns += np.where(running, reward, 0.0)",
+    Mutation("eval-counts-reset-episodes", "lom/training/evaluation.py", "returns += np.where(running, reward, 0.0)",
              "returns += reward", "vectorised returns include the episodes auto-reset envs start", (NUMBERS,)),
-    Mutation("eval-same-start", "lom/evaluation.py", "env.reset(seed=seed + i)", "env.reset(seed=seed)",
+    Mutation("eval-same-start", "lom/training/evaluation.py", "env.reset(seed=seed + i)", "env.reset(seed=seed)",
              "sequential evaluation replays the first episode's start", (NUMBERS,)),
     # -- what is logged --
-    Mutation("loss-window-shared-count", "lom/trainer.py", "reported.sum(0).tolist()", "[len(rows)] * len(self.names)",
+    Mutation("loss-window-shared-count", TRAINER, "reported.sum(0).tolist()", "[len(rows)] * len(self.names)",
              "a loss reported every other step (TD3+BC's actor) is averaged over every step: half its mean",
              ("tests/test_cuda_graphs.py",)),
     # -- stacked seeds --
@@ -199,15 +200,15 @@ MUTATIONS = [
     Mutation("resume-optimizers-lost", "lom/agents/base.py", 'opt.load_state_dict(saved)',
              "pass", "Adam's moments restart on resume (the mixture's too, mid-way through pre-training)", (RESUME,)),
     # -- captured steps (run on the CPU by tests/cuda_emulator.py) --
-    Mutation("capture-generators-unregistered", "lom/graphs.py", "for generator in self.agent.rng.generators or ():",
+    Mutation("capture-generators-unregistered", CAPTURED_STEPS, "for generator in self.agent.rng.generators or ():",
              "for generator in ():", "replays repeat the seeds' random draws of capture instead of drawing anew",
              (CAPTURE,)),
-    Mutation("capture-counters-not-rewound", "lom/graphs.py", "                counter.updates = updates",
+    Mutation("capture-counters-not-rewound", CAPTURED_STEPS, "                counter.updates = updates",
              "                pass", "after capture, TD3+BC's policy delay and the sarsa target period are off by a "
              "period", (CAPTURE,)),
-    Mutation("capture-replay-counters-frozen", "lom/graphs.py", "            counter.updates += 1", "            pass",
+    Mutation("capture-replay-counters-frozen", CAPTURED_STEPS, "            counter.updates += 1", "            pass",
              "replays no longer advance the update counters, so checkpoints record the wrong phase", (CAPTURE,)),
-    Mutation("capture-warmup-too-short", "lom/graphs.py", "self.warmup_left = max(warmup, math.lcm(1, *periods) + 1)",
+    Mutation("capture-warmup-too-short", CAPTURED_STEPS, "self.warmup_left = max(warmup, math.lcm(1, *periods) + 1)",
              "self.warmup_left = 1", "capture before TD3+BC's actor optimiser has stepped: Adam's lazily made state "
              "is made again by every replay",
              (CAPTURE,)),

@@ -14,7 +14,7 @@ What is held equal, so that a difference between the two columns is a difference
     with IQL's actor learning rate on a cosine decay over the run's steps, as ours;
   - the schedule: the full-replay study's (50,000 steps, an evaluation every 5,000 steps of 10 episodes of the
     deterministic policy), and the evaluation itself: d3rlpy's greedy policy is saved as TorchScript at each
-    evaluation step and scored here by lom.evaluation.evaluate with ours' episode seeds (seed · 10,000 + step), in the
+    evaluation step and scored here by lom.training.evaluation.evaluate with ours' episode seeds (seed · 10,000 + step), in the
     same env (gymnasium's Walker2d-v4 / Hopper-v4 of this environment, not the venv's gymnasium 1.0.0);
   - one CPU thread per process, one training process at a time.
 
@@ -54,7 +54,7 @@ AGENTS = ("IQL", "TD3BC")
 IMPLEMENTATIONS = ("lom", "d3rlpy")
 # The full-replay study's schedule (results/full_replay/README.md).
 SCHEDULE = {"training_steps": 50_000, "eval_every": 5_000, "eval_episodes": 10}
-# lom.trainer.EVAL_SEED_STRIDE: evaluation at `step` of seed k resets episode i with seed k · 10,000 + step + i.
+# lom.training.trainer.EVAL_SEED_STRIDE: evaluation at `step` of seed k resets episode i with seed k · 10,000 + step + i.
 EVAL_SEED_STRIDE = 10_000
 # d3rlpy's IQL runs log the advantage weights this often, on DIAGNOSTIC_ROWS fixed rows of the dataset.
 DIAGNOSTIC_EVERY = 1_000
@@ -126,7 +126,7 @@ def d3rlpy_kept_rows(terminals: np.ndarray, timeouts: np.ndarray) -> np.ndarray:
 
 def prepare_inputs(env_name: str, dataset_path: str, agent: str) -> tuple[Inputs, object, object]:
     """(inputs, lom's dataset spec, lom's transitions) for `agent` on the file, computed by lom's own code."""
-    from lom.batches import ObservationNormalizer
+    from lom.data.batches import ObservationNormalizer
     from lom.config import RETURN_RANGE_TARGET, TrainConfig
     from lom.data import load_transitions, resolve_dataset
     from lom.data.d4rl_file import read_d4rl_arrays
@@ -326,7 +326,7 @@ def evaluate_policies(policy_dir: Path, spec, normalizer, seed: int, steps: list
     """Score d3rlpy's saved greedy policies (states standardised by lom's normalizer) with lom's evaluation."""
     import torch
 
-    from lom.evaluation import evaluate
+    from lom.training.evaluation import evaluate
 
     rows = []
     for step in steps:
@@ -585,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("give --env_name, --dataset_path and --agent (or --table_only)")
         import torch
 
-        from lom.batches import ObservationNormalizer
+        from lom.data.batches import ObservationNormalizer
 
         torch.set_num_threads(1)
         Path(args.scratch).mkdir(parents=True, exist_ok=True)

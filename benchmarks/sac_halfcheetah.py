@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from lom import collect  # noqa: E402
+from lom.collect import collection as collect  # noqa: E402
 from lom.errors import LOMError  # noqa: E402
 
 ENV_ID = "HalfCheetah-v4"

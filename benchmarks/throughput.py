@@ -53,18 +53,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from lom.agents import make_agent  # noqa: E402
 from lom.agents.lom import LOMAgent  # noqa: E402
-from lom.batches import DeviceDataset, ObservationNormalizer  # noqa: E402
 from lom.cli import OneLineParser, run_cli  # noqa: E402
 from lom.config import TrainConfig  # noqa: E402
 from lom.data import resolve_dataset  # noqa: E402
+from lom.data.batches import DeviceDataset, ObservationNormalizer  # noqa: E402
 from lom.data.types import Transitions  # noqa: E402
+from lom.devices import select_device  # noqa: E402
 from lom.errors import LOMError  # noqa: E402
-from lom.evaluation import evaluate, evaluate_seeds  # noqa: E402
-from lom.graphs import CapturedStep  # noqa: E402
 from lom.io import write_json  # noqa: E402
 from lom.networks import DeterministicActor, OneSeed  # noqa: E402
-from lom.devices import select_device  # noqa: E402
-from lom.trainer import LossWindow  # noqa: E402
+from lom.training.captured_steps import CapturedStep  # noqa: E402
+from lom.training.evaluation import evaluate, evaluate_seeds  # noqa: E402
+from lom.training.trainer import LossWindow  # noqa: E402
 
 DATASET = "halfcheetah-full-replay-v2"
 TRANSITIONS, OBS_DIM, ACT_DIM = 1_000_000, 17, 6

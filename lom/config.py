@@ -30,6 +30,13 @@ def _hp(k: int, n: int, beta: float, ac_rand: float, smooth: float, c: float, mi
                           weight_clip=c, min_component_weight=min_w)
 
 
+# D4RL's locomotion datasets, the one list: <env>-<kind>-v2 for every env and kind (lom.data.registry makes their
+# specs). The paper reports the kinds PAPER_TABLE_KINDS, in that order: the report's tables and the sweep's default
+# datasets follow it.
+D4RL_ENVS = ("halfcheetah", "hopper", "walker2d")
+D4RL_KINDS = ("random", "medium", "medium-replay", "medium-expert", "expert", "full-replay")
+PAPER_TABLE_KINDS = ("medium-replay", "full-replay", "medium", "medium-expert", "expert")
+
 # The authors' per-dataset values (K, N, β, ac_rand, smooth_noise, C). Random datasets have no published values:
 # they use the same environment's medium values.
 PAPER_HYPERPARAMS: dict[str, LOMHyperParams] = {
@@ -49,9 +56,7 @@ PAPER_HYPERPARAMS: dict[str, LOMHyperParams] = {
     "hopper-expert-v2": _hp(1, 2, 0.1, 0.0, 0.2, 50),
     "walker2d-expert-v2": _hp(1, 5, 0.1, 0.2, 0.0, 50),
 }
-PAPER_ENVS = ("halfcheetah", "hopper", "walker2d")
-PAPER_KINDS = ("random", "medium", "medium-replay", "medium-expert", "expert", "full-replay")
-for _env in PAPER_ENVS:
+for _env in D4RL_ENVS:
     PAPER_HYPERPARAMS[f"{_env}-random-v2"] = PAPER_HYPERPARAMS[f"{_env}-medium-v2"]
 
 
@@ -63,13 +68,13 @@ def _most_common(values: list):
 def _kind_row(kind: str) -> LOMHyperParams:
     """A kind's values for an environment without a row of its own: each value the one most of the three
     environments' rows of that kind use (β agrees across a kind's rows anyway), ties to the smaller."""
-    rows = [PAPER_HYPERPARAMS[f"{env}-{kind}-v2"] for env in PAPER_ENVS]
+    rows = [PAPER_HYPERPARAMS[f"{env}-{kind}-v2"] for env in D4RL_ENVS]
     return LOMHyperParams(**{f.name: _most_common([getattr(r, f.name) for r in rows])
                              for f in dataclasses.fields(LOMHyperParams)})
 
 
 # The paper preset on data that records its kind but whose environment has no row (e.g. Ant-v4 medium-expert).
-PAPER_KIND_ROWS = {kind: _kind_row(kind) for kind in PAPER_KINDS}
+PAPER_KIND_ROWS = {kind: _kind_row(kind) for kind in D4RL_KINDS}
 
 # The built-in benchmark's own row: N = 4, one component per behaviour (why: docs/method.md, "Where the defaults come
 # from").
@@ -207,13 +212,15 @@ WEIGHT_BASELINES = ("value", "policy")
 # How rewards are rescaled before training: "auto" picks return_range for IQL on locomotion data (IQL's authors'
 # rule), for LOM what its preset says (`Preset.scale_rewards`), and none for BC and TD3BC.
 REWARD_SCALINGS = ("auto", "return_range", "none")
-# Whether each training step is captured once as CUDA graphs and replayed (lom/graphs.py): auto = on CUDA devices.
+# Whether each training step is captured once as CUDA graphs and replayed (lom/training/captured_steps.py): auto = on
+# CUDA devices.
 CUDA_GRAPHS = ("auto", "1", "0")
 # return_range: rewards × RETURN_RANGE_TARGET / (highest − lowest episode return in the dataset), as IQL's authors
 # do for MuJoCo locomotion (IQL paper, appendix), so that β means the same on every such dataset.
 RETURN_RANGE_TARGET = 1000.0
 LOCOMOTION_ENVS = ("HalfCheetah", "Hopper", "Walker2d")
-# The agents `--agent` accepts; lom.agents.AGENTS maps each name to its class (config sits below the agents).
+# The agents `--agent` accepts; lom.agents.AGENTS maps each name to its class (config sits below the agents; a test
+# keeps the two equal).
 AGENT_NAMES = ("LOM", "BC", "IQL", "TD3BC")
 
 

@@ -9,16 +9,17 @@ from pathlib import Path
 
 import torch
 
-from lom import checkpoint
 from lom.agents import Agent, make_agent
-from lom.batches import ObservationNormalizer
 from lom.cli import OneLineParser, run_cli
 from lom.config import PAPER_SCHEDULE, TrainConfig
 from lom.data import resolve_dataset
+from lom.data.batches import ObservationNormalizer
 from lom.data.types import DatasetSpec
 from lom.devices import select_device
 from lom.errors import LOMError
-from lom.evaluation import evaluate
+from lom.run_folder import CHECKPOINT, CONFIG
+from lom.training import checkpoint
+from lom.training.evaluation import evaluate
 
 
 @dataclass
@@ -36,11 +37,11 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     """Rebuild a run's agent (one seed: `agent.act_single` takes (B, O) states) and state standardisation from its
     config.json and checkpoint.pt."""
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
+    config_path = run_dir / CONFIG
     if not config_path.is_file():
         raise LOMError(f"{run_dir} is not a run folder (no config.json); pass a folder printed by train.py")
-    if not (run_dir / checkpoint.CHECKPOINT_NAME).is_file():
-        raise LOMError(f"{run_dir} holds no {checkpoint.CHECKPOINT_NAME}: the run stopped before saving its networks;"
+    if not (run_dir / CHECKPOINT).is_file():
+        raise LOMError(f"{run_dir} holds no {CHECKPOINT}: the run stopped before saving its networks;"
                        " run train.py with the same flags (add --resume) first")
     record = json.loads(config_path.read_text())
     for width in ("hidden_width", "gmm_hidden_width"):  # runs recorded before widths were flags used the paper's
@@ -49,9 +50,9 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     cfg = TrainConfig(**{f.name: record[f.name] for f in dataclasses.fields(TrainConfig) if f.name in record})
     spec = resolve_dataset(cfg.env_name, cfg.dataset_path)
     torch_device = select_device(device)
-    state = checkpoint.load(run_dir / checkpoint.CHECKPOINT_NAME, map_location=torch_device)
+    state = checkpoint.load(run_dir / CHECKPOINT, map_location=torch_device)
     if state.get("layout") != checkpoint.LAYOUT:
-        raise LOMError(f"{run_dir / checkpoint.CHECKPOINT_NAME} was written by a version of this code before networks "
+        raise LOMError(f"{run_dir / CHECKPOINT} was written by a version of this code before networks "
                        "had a seed axis; load it with that version (its commit is in git log), or train the run again")
     agent = make_agent(cfg, record["obs_dim"], record["act_dim"]).to(torch_device)
     agent.load_training_state(state["agent"])

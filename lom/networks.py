@@ -207,7 +207,8 @@ def adam(params, lr: float, kernel: str = "fused", capturable: bool = False) -> 
     """Adam whose update runs as PyTorch's per-parameter `loop` (its CPU default, ~6 calls per parameter), as a few
     multi-tensor `foreach` calls (bit-identical to the loop), or as one `fused` kernel per parameter (the fastest;
     it rounds differently in the last bit). On 2 busy CPU cores the loop measured 3-100x slower than either.
-    `capturable`: the step count lives on the device, so that a CUDA graph can replay the update (lom/graphs.py)."""
+    `capturable`: the step count lives on the device, so that a CUDA graph can replay the update
+    (lom/training/captured_steps.py)."""
     return torch.optim.Adam(params, lr=lr, foreach=kernel == "foreach", fused=kernel == "fused", capturable=capturable)
 
 

@@ -1,8 +1,8 @@
-"""CUDA-graph capture emulated on the CPU, so that the captured-step code (lom/graphs.py) runs, unchanged, in every
+"""CUDA-graph capture emulated on the CPU, so that the captured-step code (lom/training/captured_steps.py) runs, unchanged, in every
 CI run on a machine without a GPU.
 
-`emulated_cuda_graphs()` patches what lom/graphs.py calls — `torch.cuda.CUDAGraph`, `graph`, `Stream`, `stream`,
-`current_stream`, `synchronize` — with the classes below, lets capture happen on the CPU (`lom.graphs.can_capture`)
+`emulated_cuda_graphs()` patches what lom/training/captured_steps.py calls — `torch.cuda.CUDAGraph`, `graph`, `Stream`, `stream`,
+`current_stream`, `synchronize` — with the classes below, lets capture happen on the CPU (`lom.training.captured_steps.can_capture`)
 and lets capturable optimisers step there, as they do on a GPU. Then:
 
 - capture (`with torch.cuda.graph(g)`) records every ATen op the step dispatches with the tensors it reads and
@@ -32,7 +32,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-import lom.graphs
+import lom.training.captured_steps
 
 aten = torch.ops.aten
 HOST_READS = (aten._local_scalar_dense.default, aten.is_nonzero.default, aten.equal.default)
@@ -191,7 +191,7 @@ def _capturable_devices(supports_xla: bool = True) -> list[str]:
 
 @contextlib.contextmanager
 def emulated_cuda_graphs() -> Iterator[None]:
-    """While active, lom/graphs.py captures and replays steps on the CPU (see the module docstring)."""
+    """While active, lom/training/captured_steps.py captures and replays steps on the CPU (see the module docstring)."""
     patches = [
         mock.patch.object(torch.cuda, "CUDAGraph", EmulatedGraph),
         mock.patch.object(torch.cuda, "graph", graph),
@@ -199,7 +199,7 @@ def emulated_cuda_graphs() -> Iterator[None]:
         mock.patch.object(torch.cuda, "stream", lambda stream=None: contextlib.nullcontext()),
         mock.patch.object(torch.cuda, "current_stream", lambda device=None: _DEFAULT_STREAM),
         mock.patch.object(torch.cuda, "synchronize", synchronize),
-        mock.patch.object(lom.graphs, "can_capture", lambda device: True),
+        mock.patch.object(lom.training.captured_steps, "can_capture", lambda device: True),
         # Capturable optimisers step on CUDA devices; here the CPU stands in for one.
         mock.patch("torch.optim.adam._get_capturable_supported_devices", _capturable_devices),
     ]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lom.data.hdf5_writer import write_d4rl_hdf5
+from lom.io import write_d4rl_hdf5
 
 
 def tiny_d4rl_arrays(

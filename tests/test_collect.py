@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from lom.errors import EXIT_USAGE
-from lom import collect
+from lom.collect import collection as collect
+from lom.collect.sac import SAC_CHECKPOINT, EvalRow, load_checkpoint
 from lom.data import load_transitions, resolve_dataset
-from lom.sac import CHECKPOINT_NAME, EvalRow, load_checkpoint
+from lom.errors import EXIT_USAGE
 
 ENV_ID = "HalfCheetah-v4"
 EPISODE_STEPS = 50
@@ -146,11 +146,11 @@ def test_medium_expert_and_random_are_written_from_an_existing_collection_withou
     """A collection made before these kinds existed gains them from its files: no SAC checkpoint is read or made."""
     out = tmp_path / "older"
     shutil.copytree(finished_run, out)
-    for path in (_file(out, "medium-expert"), _file(out, "random"), out / CHECKPOINT_NAME):
+    for path in (_file(out, "medium-expert"), _file(out, "random"), out / SAC_CHECKPOINT):
         path.unlink()
     eval_csv = (out / "sac_eval.csv").read_text()
     assert collect.main([*FLAGS, "--out", str(out)]) == 0
-    assert not (out / CHECKPOINT_NAME).exists() and (out / "sac_eval.csv").read_text() == eval_csv
+    assert not (out / SAC_CHECKPOINT).exists() and (out / "sac_eval.csv").read_text() == eval_csv
     for kind in collect.DERIVED_KINDS:
         remade, original = _arrays(_file(out, kind)), _arrays(_file(finished_run, kind))
         for key in ("observations", "actions", "rewards", "timeouts"):
@@ -166,7 +166,7 @@ def test_killed_collection_resumes_where_it_stopped(finished_run, tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "lom.collect", *FLAGS, "--out", str(out)], env=env, cwd=REPO,
                                 stdout=printed, stderr=subprocess.STDOUT)  # fmt: skip
         deadline = time.monotonic() + 120
-        while not (out / CHECKPOINT_NAME).exists() and proc.poll() is None and time.monotonic() < deadline:
+        while not (out / SAC_CHECKPOINT).exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -207,7 +207,7 @@ def test_medium_is_first_snapshot_a_third_of_the_way_from_random_to_final():
 
 
 def test_actor_log_prob_matches_torch_distributions():
-    from lom.sac import TanhGaussianActor
+    from lom.collect.sac import TanhGaussianActor
 
     torch.manual_seed(0)
     actor = TanhGaussianActor(3, 2, 16)
@@ -221,7 +221,7 @@ def test_actor_log_prob_matches_torch_distributions():
 
 
 def test_replay_rows_for_a_file_do_not_write_into_the_buffer():
-    from lom.sac import ReplayBuffer, mark_cut_episode
+    from lom.collect.sac import ReplayBuffer, mark_cut_episode
 
     buffer = ReplayBuffer(4, obs_dim=2, act_dim=1, device=torch.device("cpu"))
     for step in range(3):

@@ -1,4 +1,4 @@
-"""Captured training steps (--cuda_graphs, lom/graphs.py) and the loss window they report into.
+"""Captured training steps (--cuda_graphs, lom/training/captured_steps.py) and the loss window they report into.
 
 The flag's refusals and the loss window run everywhere. The captured path itself needs a CUDA device: those tests
 are skipped on a machine without one (this project's CI), and `benchmarks/gpu_check.sh` runs them on a lent GPU.
@@ -19,12 +19,12 @@ import torch
 from test_train import TINY, env, metrics_without_time, run_dir_of, train  # noqa: F401  (env is a fixture)
 
 from lom.agents import make_agent
-from lom.batches import DeviceDataset, ObservationNormalizer
 from lom.config import TrainConfig
+from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.data.types import Transitions
 from lom.errors import LOMError
-from lom.graphs import CapturedStep, use_cuda_graphs
-from lom.trainer import LossWindow, NonFiniteLoss
+from lom.training.captured_steps import CapturedStep, use_cuda_graphs
+from lom.training.trainer import LossWindow, NonFiniteLoss
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "captured_steps.py"
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="captured steps need a CUDA device")

@@ -17,14 +17,14 @@ from test_cuda_graphs import small_dataset
 from test_train import REPO, SMALL, env, metrics_without_time, run_dir_of, start_and_interrupt  # noqa: F401
 
 import lom.agents.lom
-from lom import checkpoint
 from lom.agents import make_agent
-from lom.batches import DeviceDataset
 from lom.config import TrainConfig
+from lom.data.batches import DeviceDataset
 from lom.devices import select_device
 from lom.errors import LOMError
-from lom.graphs import CapturedStep
-from lom.trainer import Trainer
+from lom.training import checkpoint
+from lom.training.captured_steps import CapturedStep
+from lom.training.trainer import Trainer
 
 EMULATOR = ["tests/cuda_emulator.py"]
 AGENTS = {

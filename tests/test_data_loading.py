@@ -8,9 +8,9 @@ import pytest
 from d4rl_server import tiny_d4rl_arrays, write_tiny_d4rl_file
 
 from lom.data import load_transitions, resolve_dataset
-from lom.data.hdf5_writer import write_d4rl_hdf5
 from lom.data.transitions import build_transitions
 from lom.errors import LOMError
+from lom.io import write_d4rl_hdf5
 
 # Hand-written rows. Observation = [episode, step]; action = [10 * episode + step]. Episodes:
 #   0: steps 0-2, terminates at step 2
@@ -109,7 +109,7 @@ def test_tiny_file_loads_through_a_file_spec(tmp_path):
 
 
 def test_builtin_dataset_loads_the_fork_file(tmp_path, monkeypatch):
-    from lom.data import fork_dataset
+    from lom.fork import dataset as fork_dataset
 
     path = write_tiny_d4rl_file(tmp_path / "fork.hdf5", obs_dim=3, act_dim=2)
     monkeypatch.setattr(fork_dataset, "fork_dataset_path", lambda seed=0: path)

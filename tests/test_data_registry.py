@@ -62,7 +62,7 @@ def test_typo_is_refused_in_one_line_with_the_closest_names(typo, closest):
 
 
 def test_builtin_fork_resolves_from_the_env_module():
-    from lom.data import fork_dataset
+    from lom.fork import dataset as fork_dataset
 
     spec = resolve_dataset("Multimodal-Fork-v0")
     assert (spec.name, spec.source, spec.env_id) == (fork_dataset.DATASET_NAME, "builtin", fork_dataset.ENV_ID)

@@ -4,10 +4,10 @@ import gymnasium
 import numpy as np
 import pytest
 
-from lom.data import fork_dataset
 from lom.data.types import DatasetSpec
 from lom.envs import make_env, make_vector_env
 from lom.errors import LOMError
+from lom.fork import dataset as fork_dataset
 
 
 def spec_for(env_id, max_episode_steps=None):

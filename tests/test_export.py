@@ -14,7 +14,6 @@ import pytest
 import torch
 from d4rl_server import write_tiny_d4rl_file
 
-from lom import checkpoint
 from lom.config import AGENT_NAMES, TrainConfig
 from lom.data import load_transitions
 from lom.data.types import DatasetSpec
@@ -22,7 +21,9 @@ from lom.envs import action_bounds, make_env
 from lom.evaluate import load_run
 from lom.export import FORMATS, ExportedPolicy, export, read_back
 from lom.networks import DeterministicActor
-from lom.trainer import train
+from lom.run_folder import CHECKPOINT
+from lom.training import checkpoint
+from lom.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(training_steps=40, gmm_steps=20, eval_every=40, eval_episodes=2, log_every=10, gmm_batch_size=64,
@@ -92,9 +93,9 @@ def test_a_folder_without_a_trained_policy_is_refused_in_one_line(runs, tmp_path
     pretraining = tmp_path / "pretraining"
     pretraining.mkdir()
     (pretraining / "config.json").write_text((runs["LOM"] / "config.json").read_text())
-    state = checkpoint.load(runs["LOM"] / checkpoint.CHECKPOINT_NAME)
+    state = checkpoint.load(runs["LOM"] / CHECKPOINT)
     state["progress"].update(phase="pretrain", step=10)
-    checkpoint.save(pretraining / checkpoint.CHECKPOINT_NAME, state)
+    checkpoint.save(pretraining / CHECKPOINT, state)
     for folder, expected in ((tmp_path, "not a run folder"), (pretraining, "no trained policy yet")):
         out = subprocess.run([sys.executable, "-m", "lom.export", str(folder), "--format", "onnx"], cwd=REPO,
                              capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -19,8 +19,8 @@ from lom import devices
 from lom.agents import AGENTS
 from lom.config import AGENT_NAMES
 from lom.errors import LOMError
-from lom.fit import check_mixture_fit
 from lom.networks import GaussianMixture
+from lom.training.sizes import check_mixture_fit
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCES = {"ref_min_score": 0.0, "ref_max_score": 100.0}

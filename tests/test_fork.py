@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from lom.data import resolve_dataset
 import lom.envs  # noqa: F401  (registers the fork's env id with gymnasium)
-from lom.data import fork_behaviour as behaviour, fork_dataset, fork_world as world, resolve_dataset
 from lom.errors import LOMError
+from lom.fork import behaviour, dataset as fork_dataset, world
 
 
 @pytest.fixture(autouse=True)

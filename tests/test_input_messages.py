@@ -14,7 +14,7 @@ from d4rl_server import write_tiny_d4rl_file
 from lom.data import resolve_dataset
 from lom.data.d4rl_file import read_d4rl_arrays
 from lom.errors import LOMError
-from lom.fit import load_mixture
+from lom.training.sizes import load_mixture
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,8 +15,8 @@ import torch
 from lom.agents.bc import BCAgent
 from lom.agents.iql import IQLAgent
 from lom.agents.lom import LOMAgent
-from lom.batches import DeviceDataset, ObservationNormalizer
 from lom.config import BCHyperParams, IQLHyperParams, TrainConfig
+from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.data.types import Transitions
 from explicit_config import explicit_config
 

@@ -1,13 +1,33 @@
 """The package's import graph, read from the source (imports inside functions included): no module imports itself
-through others, and the layers only import downward: data → envs → networks → agents → trainer → report."""
+through others, and the layers only import downward, bottom first:
+  foundations (errors, io, run_folder, config, cli, seeds, devices, networks)
+  → data (with the fork's world, behaviour and dataset) → envs (with the fork's env) → agents → training
+  → tools (evaluate, export, collect, the fork's figure) → sweep → report.
+Also: at most MAX_TOP_MODULES modules directly under lom/, the torch-free modules load no torch, and the agents'
+registry and config's list of agent names agree."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lom"
-LAYERS = ("lom.data", "lom.envs", "lom.networks", "lom.agents", "lom.trainer", "lom.report")
+# Each layer is a tuple of module prefixes; a module belongs to the layer of the longest prefix that matches it.
+LAYERS = (
+    ("lom.errors", "lom.io", "lom.run_folder", "lom.config", "lom.cli", "lom.seeds", "lom.devices", "lom.networks"),
+    ("lom.data", "lom.fork"),
+    ("lom.envs", "lom.fork.env"),
+    ("lom.agents",),
+    ("lom.training",),
+    ("lom.evaluate", "lom.export", "lom.collect", "lom.fork.plot"),
+    ("lom.sweep",),
+    ("lom.report",),
+)
+MAX_TOP_MODULES = 10
+# Modules the sweep and the report load (or that they are meant to be able to load) without torch.
+TORCH_FREE = ("lom.run_folder", "lom.sweep.__main__", "lom.report.cli")
 
 
 def module_files() -> dict[str, Path]:
@@ -70,7 +90,9 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 
 def layer_of(module: str) -> int | None:
-    return next((i for i, layer in enumerate(LAYERS) if module == layer or module.startswith(layer + ".")), None)
+    matches = [(len(prefix), i) for i, layer in enumerate(LAYERS) for prefix in layer
+               if module == prefix or module.startswith(prefix + ".")]
+    return max(matches)[1] if matches else None
 
 
 def test_the_graph_reader_sees_lazy_imports_and_cycles():
@@ -89,3 +111,32 @@ def test_layers_import_only_downward():
     upward = [f"{src} -> {dst}" for src, targets in import_graph().items() for dst in targets
               if layer_of(src) is not None and layer_of(dst) is not None and layer_of(dst) > layer_of(src)]
     assert not upward, "imports against the layer order: " + ", ".join(sorted(upward))
+
+
+def test_every_module_has_a_layer():
+    assert not [m for m in import_graph() if m != "lom" and layer_of(m) is None]
+
+
+def test_the_sweep_sits_below_the_report():
+    assert layer_of("lom.sweep.plan") < layer_of("lom.report.status")
+    assert not [f"{src} -> {dst}" for src, targets in import_graph().items() if src.startswith("lom.sweep")
+                for dst in targets if dst.startswith("lom.report")]
+
+
+def test_few_modules_directly_under_the_package():
+    top = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+    assert len(top) <= MAX_TOP_MODULES, f"{len(top)} modules directly under lom/: {', '.join(top)}"
+
+
+def test_torch_free_modules_load_no_torch():
+    """Checked in a fresh interpreter, so that everything they import, however indirectly, counts."""
+    code = (f"import sys; import {', '.join(TORCH_FREE)}; "
+            "print(sorted(m for m in ('torch', 'h5py') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_agents_registry_matches_the_names_config_lists():
+    from lom.agents import AGENTS
+    from lom.config import AGENT_NAMES
+    assert tuple(AGENTS) == AGENT_NAMES

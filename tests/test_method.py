@@ -10,8 +10,8 @@ import torch
 
 from lom.agents.critics import ExpectileCritic, SarsaCritic, expectile_loss
 from lom.agents.lom import LOMAgent, imitation_weight
-from lom.batches import DeviceDataset, ObservationNormalizer
 from lom.config import LOM_BETA, LOM_MIN_COMPONENT_WEIGHT, PAPER_HYPERPARAMS, TrainConfig
+from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.data.types import Transitions
 from lom.networks import EnsembleMLP, OneHotModeValue, MultiHeadModeValue
 from lom.seeds import SeedStreams

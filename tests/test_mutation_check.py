@@ -23,3 +23,4 @@ def test_every_mutation_matches_its_source_once_and_names_existing_tests(monkeyp
     for m in mutations:
         assert (REPO / m.path).read_text().count(m.before) == 1, f"{m.name}: pattern not found once in {m.path}"
         assert m.after != m.before and m.tests and all((REPO / t).is_file() for t in m.tests), m.name
+        assert all(t.startswith("tests/") for t in m.tests), f"{m.name}: its tests must be test files"

@@ -16,11 +16,11 @@ import torch
 from d4rl_server import write_tiny_d4rl_file
 from test_train import REPO, run_dir_of, train
 
-from lom.batches import ObservationNormalizer
 from lom.data import resolve_dataset
+from lom.data.batches import ObservationNormalizer
 from lom.data.types import DatasetSpec
-from lom.evaluation import evaluate
-from lom.trainer import EVAL_SEED_STRIDE
+from lom.training.evaluation import evaluate
+from lom.training.trainer import EVAL_SEED_STRIDE
 
 # References unlike any built-in ones, so that a score computed with other references, or without subtracting
 # the minimum, shows.

@@ -12,11 +12,11 @@ from test_collect import finished_run  # noqa: F401  (a fixture: a tiny real lom
 from test_reward_scale import episodes_file
 from test_train import env, run_dir_of, train  # noqa: F401  (env is a fixture)
 
-from lom.config import (LOM_DEFAULT, PAPER_DEFAULT, PAPER_ENVS, PAPER_HYPERPARAMS, PAPER_KIND_ROWS, PAPER_KINDS,
+from lom.config import (LOM_DEFAULT, PAPER_DEFAULT, D4RL_ENVS, PAPER_HYPERPARAMS, PAPER_KIND_ROWS, D4RL_KINDS,
                         TrainConfig, preset_for)
 from lom.data import resolve_dataset
-from lom.data.hdf5_writer import write_d4rl_hdf5
 from lom.errors import LOMError
+from lom.io import write_d4rl_hdf5
 
 TINY = ["--training_steps", "5", "--gmm_steps", "5", "--eval_every", "5", "--eval_episodes", "1",
         "--hidden_width", "16", "--gmm_hidden_width", "16", "--gmm_batch_size", "8", "--mode_batch_size", "8"]
@@ -201,5 +201,5 @@ def test_a_kinds_values_are_each_the_most_common_across_the_three_environments_t
     assert values(PAPER_KIND_ROWS["full-replay"]) == (1, 10, 5, 0.0, 0.2, 50)  # K 1/2/1
     assert values(PAPER_KIND_ROWS["medium"]) == values(PAPER_KIND_ROWS["random"]) == (1, 2, 5, 0.0, 0.2, 50)
     assert values(PAPER_KIND_ROWS["expert"]) == (1, 2, 0.1, 0.0, 0.0, 50)  # smooth 0/0.2/0, ac_rand 0/0/0.2
-    for kind in PAPER_KINDS:
-        assert len({PAPER_HYPERPARAMS[f"{env}-{kind}-v2"].beta for env in PAPER_ENVS}) == 1, kind
+    for kind in D4RL_KINDS:
+        assert len({PAPER_HYPERPARAMS[f"{env}-{kind}-v2"].beta for env in D4RL_ENVS}) == 1, kind

@@ -19,7 +19,7 @@ import pytest
 
 from lom.config import TrainConfig
 from lom.errors import EXIT_OK, EXIT_USAGE
-from lom.trainer import train
+from lom.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(training_steps=20, gmm_steps=10, eval_every=20, eval_episodes=2, log_every=10, gmm_batch_size=64,

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from lom.batches import ObservationNormalizer
 from lom.config import RETURN_RANGE_TARGET, IQLHyperParams, TD3BCHyperParams, TrainConfig
 from lom.data import load_transitions, resolve_dataset
+from lom.data.batches import ObservationNormalizer
 from lom.data.transitions import return_range_scale
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_baselines.py"

@@ -14,11 +14,11 @@ import torch
 from d4rl_server import write_tiny_d4rl_file
 from PIL import Image
 
-from lom.errors import EXIT_USAGE
 from lom.data import load_transitions
 from lom.envs import make_env
-from lom.data.fork_dataset import fork_dataset_path
+from lom.errors import EXIT_USAGE
 from lom.evaluate import load_run
+from lom.fork.dataset import fork_dataset_path
 from lom.report.cli import main
 from lom.report.modes import policy_rollout, sample_states, selection_figure
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 from test_train import SMALL, TINY, env, metrics_without_time, run_dir_of, start_and_interrupt, train  # noqa: F401
 
-from lom import checkpoint
+from lom.run_folder import CHECKPOINT
+from lom.training import checkpoint
 
 # An odd checkpoint interval: a run resumed from step 55 is mid-way through TD3+BC's policy delay and the sarsa
 # critic's target interval, so a counter restored wrongly changes which steps update the actor or the targets.
@@ -21,7 +22,7 @@ RUN = ["--training_steps", "200", "--gmm_steps", "400", "--eval_every", "20", "-
 
 
 def pretraining_checkpointed(run_dir) -> bool:
-    return (run_dir / checkpoint.CHECKPOINT_NAME).is_file()
+    return (run_dir / CHECKPOINT).is_file()
 
 
 def training_checkpointed(run_dir) -> bool:
@@ -39,7 +40,7 @@ def uninterrupted_and_resumed(args, env, tmp_path, ready):
     cut_dir = run_dir_of(cut, env)
     stopped = start_and_interrupt(cut, env, cut_dir, signal.SIGKILL, ready=ready)
     assert stopped.returncode == -signal.SIGKILL, stopped.stderr
-    progress = checkpoint.load(cut_dir / checkpoint.CHECKPOINT_NAME)["progress"]
+    progress = checkpoint.load(cut_dir / CHECKPOINT)["progress"]
     resumed = train([*cut, "--resume"], env)
     assert resumed.returncode == 0, resumed.stderr
     return run_dir_of(whole, env), cut_dir, progress, resumed.stdout

@@ -9,11 +9,11 @@ import pytest
 import torch
 from test_train import env, run_dir_of, train  # noqa: F401  (env is a fixture)
 
-from lom.batches import DeviceDataset, ObservationNormalizer
 from lom.config import LOM_DEFAULT, TrainConfig
-from lom.data.hdf5_writer import write_d4rl_hdf5
+from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.data.transitions import build_transitions, episode_returns, return_range_scale
 from lom.errors import LOMError
+from lom.io import write_d4rl_hdf5
 
 # (steps, reward per step, how the episode ends). The timed-out episode's last row is dropped (its next state
 # belongs to no transition, as in d4rl's qlearning_dataset), so its reward there counts for nothing.

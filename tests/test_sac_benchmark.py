@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lom import collect
-from lom.sac import EvalRow
+from lom.collect import collection as collect
+from lom.collect.sac import EvalRow
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "sac_halfcheetah.py"
 

@@ -20,9 +20,9 @@ from lom.agents import make_agent
 from lom.cli import parse_seeds
 from lom.data import resolve_dataset
 from lom.errors import LOMError
-from lom.evaluation import evaluate, evaluate_seeds
 from lom.networks import OneSeed
 from lom.seeds import slice_seed, stack_seeds
+from lom.training.evaluation import evaluate, evaluate_seeds
 
 RUN_FILES = {"config.json", "metrics.csv", "results.json", "checkpoint.pt"}
 
@@ -179,7 +179,7 @@ def test_each_stacked_seed_is_its_own_wandb_run(env, tmp_path):
 
 @pytest.mark.parametrize("agent", ["LOM", "IQL", "TD3BC", "BC"])
 def test_a_seed_alone_and_beside_another_take_the_same_steps_to_rounding(agent):
-    from lom.batches import DeviceDataset, ObservationNormalizer
+    from lom.data.batches import DeviceDataset, ObservationNormalizer
     from lom.data.types import Transitions
 
     rng = np.random.default_rng(0)
@@ -204,7 +204,7 @@ def test_a_seed_alone_and_beside_another_take_the_same_steps_to_rounding(agent):
 
 
 def test_a_mixture_saved_before_the_seed_axis_is_refused_with_the_reason():
-    from lom.fit import check_mixture_fit
+    from lom.training.sizes import check_mixture_fit
 
     old = {"gmm": {"net.0.weight": torch.zeros(512, 17), "net.0.bias": torch.zeros(512)}}
     with pytest.raises(LOMError, match="before networks had a seed axis"):

@@ -8,7 +8,8 @@ from test_report import write_run
 
 from lom.errors import EXIT_USAGE
 from lom.report.cli import main
-from lom.run_lock import RunLock, lock_path
+from lom.run_folder import lock_path
+from lom.training.run_lock import RunLock
 
 FOLDER = "LOM/default/{}/{}/seed{}"
 

@@ -22,12 +22,11 @@ from pathlib import Path
 import pytest
 
 from d4rl_server import serve_directory, write_tiny_d4rl_file
-from lom import checkpoint
-from lom.report.status import EXIT_RECORD, RECORD_PREFIX, read_manifest
-from lom.run_lock import RunLock
+from lom.run_folder import CHECKPOINT, EXIT_RECORD, RECORD_PREFIX, read_manifest
 from lom.sweep import settings as sweep_settings
 from lom.sweep.logs import bash_quote, exit_record, shell_status, start_record
-from lom.sweep.plan import (CHECKPOINT_NAME, Decision, Run, group_seeds, local_decision, slurm_decision,
+from lom.training.run_lock import RunLock
+from lom.sweep.plan import (Decision, Run, group_seeds, local_decision, slurm_decision,
                             sweep_runs, train_command, write_manifest)
 from lom.sweep.settings import SweepError, SweepSettings, settings_from_env
 from lom.sweep.slurm import TASKS, queued_runs
@@ -126,14 +125,13 @@ def test_runs_are_seed_major_each_with_its_own_log(tmp_path):
 def test_finished_runs_are_skipped_interrupted_ones_resumed_and_the_rest_started(tmp_path):
     s = settings(tmp_path)
     runs = with_folders(sweep_runs(s), s.log_path)
-    finished = leave(pick(runs, "a-v0", "LOM", 0), "results.json", CHECKPOINT_NAME)
-    interrupted = leave(pick(runs, "a-v0", "LOM", 1), "config.json", CHECKPOINT_NAME)
+    finished = leave(pick(runs, "a-v0", "LOM", 0), "results.json", CHECKPOINT)
+    interrupted = leave(pick(runs, "a-v0", "LOM", 1), "config.json", CHECKPOINT)
     started_but_unsaved = leave(pick(runs, "a-v0", "LOM", 2), "config.json")
     assert local_decision(finished) is Decision.SKIP
     assert local_decision(interrupted) is Decision.RESUME
     assert local_decision(started_but_unsaved) is Decision.START
     assert local_decision(pick(runs, "b-v0", "BC", 0)) is Decision.START  # no folder yet
-    assert CHECKPOINT_NAME == checkpoint.CHECKPOINT_NAME  # the file train.py --resume continues from
 
 
 def test_slurm_submits_the_runs_neither_finished_nor_queued_nor_trained_elsewhere(tmp_path):
@@ -141,8 +139,8 @@ def test_slurm_submits_the_runs_neither_finished_nor_queued_nor_trained_elsewher
     runs = with_folders(sweep_runs(s), s.log_path)
     finished = leave(pick(runs, "a-v0", "LOM", 0), "results.json")
     queued = pick(runs, "a-v0", "BC", 0)
-    elsewhere = leave(pick(runs, "b-v0", "LOM", 0), CHECKPOINT_NAME)
-    interrupted = leave(pick(runs, "b-v0", "BC", 0), CHECKPOINT_NAME)
+    elsewhere = leave(pick(runs, "b-v0", "LOM", 0), CHECKPOINT)
+    interrupted = leave(pick(runs, "b-v0", "BC", 0), CHECKPOINT)
     live_tasks = {queued.key}
     with RunLock(elsewhere.run_dir):  # a train.py outside the queue holds the folder
         assert slurm_decision(elsewhere, live_tasks) is Decision.ELSEWHERE
@@ -173,7 +171,7 @@ def test_seed_groups_hold_only_unfinished_seeds_in_the_sweeps_order(tmp_path):
     runs = with_folders(sweep_runs(s), s.log_path)
     for seed in (1, 3):
         leave(pick(runs, "a-v0", "LOM", seed), "results.json")
-    leave(pick(runs, "a-v0", "LOM", 2), CHECKPOINT_NAME)
+    leave(pick(runs, "a-v0", "LOM", 2), CHECKPOINT)
     to_train = [r for r in runs if local_decision(r) is not Decision.SKIP]
     groups = [(p.runs[0].dataset, p.runs[0].agent, [r.seed for r in p.runs]) for p in group_seeds(to_train, 2)]
     # seeds 1 and 3 of a-v0 LOM are in no process; seed 2, which resumes from its checkpoint, trains apart from the
@@ -364,7 +362,7 @@ def test_interrupted_runs_are_resumed_and_finished_ones_skipped(fake):
     sweep(fake, SEEDS="0")
     unfinished = Path(fake["LOG_PATH"]) / "LOM" / "default" / "a-v0" / "BC" / "seed0"
     (unfinished / "results.json").unlink()
-    (unfinished / CHECKPOINT_NAME).write_text("saved")
+    (unfinished / CHECKPOINT).write_text("saved")
     result = sweep(fake, SEEDS="0")
     assert result.returncode == 0, result.stdout + result.stderr
     resumed = calls(fake)[4:]
@@ -696,7 +694,7 @@ def test_resuming_seeds_share_a_process_only_when_their_checkpoints_are_at_the_s
     runs = with_folders(sweep_runs(s), s.log_path)
     for seed, where in ((0, {"phase": "train", "step": 50}), (1, {"phase": "train", "step": 50}),
                         (2, {"phase": "train", "step": 90}), (3, None)):
-        leave(pick(runs, "a-v0", "LOM", seed), CHECKPOINT_NAME)
+        leave(pick(runs, "a-v0", "LOM", seed), CHECKPOINT)
         if where is not None:  # what train.py writes beside its checkpoints; seed 3's predates it
             (pick(runs, "a-v0", "LOM", seed).run_dir / "checkpoint.json").write_text(json.dumps(where))
     groups = [[r.seed for r in p.runs] for p in group_seeds(runs, 5)]

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from lom.agents.lom import LOMAgent
-from lom.batches import DeviceDataset, ObservationNormalizer
 from lom.config import TrainConfig
 from lom.data import load_transitions, resolve_dataset
+from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.data.types import Transitions
-from lom.data import fork_behaviour
+from lom.fork import behaviour as fork_behaviour
 from lom.networks import CPU_BLOCK_ROWS, OneHotModeValue, QEnsemble
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"

@@ -209,7 +209,7 @@ def test_a_gmm_path_mixture_is_frozen_and_cached_as_after_pretraining(env, tmp_p
     assert train(first, env).returncode == 0
     monkeypatch.setenv("LOM_CACHE_DIR", env["LOM_CACHE_DIR"])
     from lom.config import TrainConfig
-    from lom.trainer import Trainer
+    from lom.training.trainer import Trainer
 
     trainer = Trainer(TrainConfig(training_steps=40, gmm_steps=20, log_path=str(tmp_path / "b"),
                                   gmm_path=str(run_dir_of(first, env) / "gmm.pt")))

@@ -25,8 +25,8 @@ from lom.agents.critics import ExpectileCritic, SarsaCritic
 from lom.agents.iql import IQLAgent
 from lom.agents.lom import LOMAgent
 from lom.agents.td3bc import TD3BCAgent
-from lom.batches import DeviceDataset, ObservationNormalizer
 from lom.config import BCHyperParams, IQLHyperParams, TD3BCHyperParams
+from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.data.types import Transitions
 from lom.seeds import SeedStreams
 from explicit_config import explicit_config

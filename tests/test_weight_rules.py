@@ -18,8 +18,8 @@ from test_method import lom_config, make_transitions
 from lom.agents.lom import LOMAgent
 from lom.agents.weights import (EffectiveSampleSizeWeight, FixedWeight, RunningRMSWeight, ess_fraction_of,
                                 ess_weights, make_weight_rule)
-from lom.batches import DeviceDataset, ObservationNormalizer
 from lom.config import WEIGHT_RULE_NUMBERS, WEIGHT_RULES, TrainConfig
+from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.errors import LOMError
 from lom.seeds import slice_seed, stack_seeds
 

@@ -7,7 +7,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from lom.batches import DeviceDataset
+from lom.data.batches import DeviceDataset
 from lom.networks import EnsembleMLP, OneSeed
 from lom.seeds import SeedStreams
 
@@ -101,7 +101,8 @@ class Agent(nn.Module):
 
 class CountsUpdates:
     """Mixin for modules that act every n-th update (n = `period`): the counter is saved with their state_dict.
-    A captured step (lom/graphs.py) records one graph per phase of the period and advances the counter itself."""
+    A captured step (lom/training/captured_steps.py) records one graph per phase of the period and advances the
+    counter itself."""
 
     updates: int = 0
     period: int = 1

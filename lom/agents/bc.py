@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from lom.agents.base import Agent, Losses, gradient_step
-from lom.batches import DeviceDataset
 from lom.config import BCHyperParams, TrainConfig
+from lom.data.batches import DeviceDataset
 from lom.networks import GaussianActor
 from lom.seeds import seed_mean
 

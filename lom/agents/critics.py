@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from lom.agents.base import CountsUpdates, Losses, gradient_step
-from lom.batches import Batch
+from lom.data.batches import Batch
 from lom.networks import Generators, QEnsemble, adam, mlp, polyak_update
 from lom.seeds import SeedStreams, seed_mean
 

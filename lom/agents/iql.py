@@ -10,8 +10,8 @@ import torch
 
 from lom.agents.base import Agent, Losses, gradient_step
 from lom.agents.critics import ExpectileCritic
-from lom.batches import Batch, DeviceDataset
 from lom.config import IQLHyperParams, TrainConfig
+from lom.data.batches import Batch, DeviceDataset
 from lom.networks import CosineDecay, GaussianActor, adam
 from lom.seeds import seed_mean
 

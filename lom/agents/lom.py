@@ -17,8 +17,8 @@ import torch
 
 from lom.agents.base import Agent, Losses, gradient_step
 from lom.agents.critics import ExpectileCritic, SarsaCritic
-from lom.batches import Batch, DeviceDataset
 from lom.config import TrainConfig
+from lom.data.batches import Batch, DeviceDataset
 from lom.errors import LOMError
 from lom.networks import (CPU_BLOCK_ROWS, MODE_VALUE_NETS, DeterministicActor, GaussianMixture, Generators, adam,
                           gmm_log_prob, sample_components)
@@ -46,7 +46,8 @@ def make_critic(cfg: TrainConfig, obs_dim: int, act_dim: int, fast: bool = True,
 class LOMAgent(Agent):
     """`cache_behaviour` and `fast` switch off the two kinds of speed-ups (for tests and measurements): the frozen
     mixture's output cached per dataset row, and batched kernels (fused Adam; Q of many actions per state).
-    `capturable`: optimisers a CUDA graph can replay (lom/graphs.py). `seeds`: the stacked seeds (lom/seeds.py)."""
+    `capturable`: optimisers a CUDA graph can replay (lom/training/captured_steps.py). `seeds`: the stacked seeds
+    (lom/seeds.py)."""
 
     name = "LOM"
 

@@ -9,8 +9,8 @@ import torch
 
 from lom.agents.base import Agent, CountsUpdates, Losses, gradient_step
 from lom.agents.critics import ensemble_td_loss
-from lom.batches import Batch, DeviceDataset
 from lom.config import TD3BCHyperParams, TrainConfig
+from lom.data.batches import Batch, DeviceDataset
 from lom.networks import DeterministicActor, QEnsemble, polyak_update
 from lom.seeds import seed_mean
 

@@ -1,7 +1,8 @@
 """LOM's imitation weight ω(s) from the gap g(s) = Q(s, a*) − b(s) (`--weight_rule`).
 
 Every rule maps a batch of gaps (S, B), seed axis first, to weights (S, B) with no gradient, computed on the device
-with a fixed amount of work and no host sync (a training step may be captured as a CUDA graph, lom/graphs.py).
+with a fixed amount of work and no host sync (a training step may be captured as a CUDA graph,
+lom/training/captured_steps.py).
 C (`--weight_clip`) caps every rule's weights.
 
 - fixed: ω = min(exp(β·g), C), the paper's rule. β is in units of 1 / reward: multiplying the rewards by 100

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from lom.data.d4rl_file import read_d4rl_arrays
 from lom.data.download import ensure_dataset_file
-from lom.data import fork_dataset
 from lom.data.minari_source import load_minari_transitions
 from lom.data.transitions import build_transitions
 from lom.data.types import DatasetSpec, Transitions
 from lom.errors import LOMError
+from lom.fork import dataset as fork_dataset
 
 
 def load_transitions(spec: DatasetSpec, progress: bool = True) -> Transitions:

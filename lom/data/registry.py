@@ -11,17 +11,17 @@ from pathlib import Path
 import gymnasium
 import h5py
 
-from lom.data import fork_dataset
+from lom.config import D4RL_ENVS, D4RL_KINDS
 from lom.data.d4rl_file import folder_message
 from lom.data.minari_source import MINARI_PREFIX, minari_mujoco_kind, resolve_minari
 from lom.data.types import RAW_RETURN_REFS, DatasetSpec
 from lom.errors import LOMError
+from lom.fork import dataset as fork_dataset
 
 D4RL_URL_ROOT = "http://rail.eecs.berkeley.edu/datasets/offline_rl/gym_mujoco_v2"
 D4RL_EPISODE_STEPS = 1000
-D4RL_KINDS = ("random", "medium", "medium-replay", "medium-expert", "expert", "full-replay")
-# env -> (gymnasium env used for evaluation, REF_MIN_SCORE, REF_MAX_SCORE), from D4RL's infos.
-D4RL_ENVS = {
+# Each of config.D4RL_ENVS -> (gymnasium env used for evaluation, REF_MIN_SCORE, REF_MAX_SCORE), from D4RL's infos.
+D4RL_REFERENCES = {
     "halfcheetah": ("HalfCheetah-v4", -280.178953, 12135.0),
     "hopper": ("Hopper-v4", -20.272305, 3234.3),
     "walker2d": ("Walker2d-v4", 1.629008, 4592.3),
@@ -31,7 +31,7 @@ BUILTIN_ENVS = {fork_dataset.ENV_ID: fork_dataset.MAX_EPISODE_STEPS}
 
 
 def _d4rl_spec(env: str, kind: str) -> DatasetSpec:
-    env_id, ref_min, ref_max = D4RL_ENVS[env]
+    env_id, ref_min, ref_max = D4RL_REFERENCES[env]
     file_name = f"{env}_{kind.replace('-', '_')}-v2.hdf5"
     return DatasetSpec(
         name=f"{env}-{kind}-v2",

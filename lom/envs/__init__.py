@@ -10,9 +10,9 @@ import numpy as np
 
 from lom.data.minari_source import recover_minari_env
 from lom.data.types import DatasetSpec
-from lom.envs import fork
 from lom.envs.mujoco_notices import hide_known_mujoco_notices
 from lom.errors import LOMError
+from lom.fork import env as fork
 
 fork.register_env()
 

@@ -20,9 +20,10 @@ from lom.io import atomic_path
 from lom.report.aggregate import plot_aggregate_iqm, plot_performance_profile
 from lom.report.crossings import crossings_section
 from lom.report.curves import plot_learning_curves
-from lom.report.runs import Run, column_labels, find_runs
+from lom.report.runs import RunRecord, column_labels, find_runs
 from lom.report.status import format_status, sweep_status
 from lom.report.table import attach_paper_scores, build_table, format_csv, format_main_table, format_markdown
+from lom.run_folder import RESULTS
 
 REPORT_DIR = "report"
 FIGURES = ("learning_curves.png", "aggregate_iqm.png", "performance_profile.png")
@@ -71,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> ReportConfig | ModesConfig | St
     parser.add_argument(
         "--include_incomplete",
         action="store_true",
-        help="also count runs without results.json, scored by their latest evaluation",
+        help=f"also count runs without {RESULTS}, scored by their latest evaluation",
     )
     parser.add_argument(
         "--paper_scores", type=Path, help="CSV with columns dataset,agent,score: published numbers shown beside ours"
@@ -145,7 +146,7 @@ def write_files(table, curves: dict, out_dir: Path) -> tuple[str, list[str]]:
     return format_main_table(table), ["results.md (with the statistics per column)", "results.csv", *figures]
 
 
-def warn_short_windows(runs: list[Run], final_window: int) -> None:
+def warn_short_windows(runs: list[RunRecord], final_window: int) -> None:
     """Name the runs with fewer than `final_window` evaluations: they are scored by the ones they have."""
     short = [r for r in runs if len(r.scores) < final_window]
     if final_window > 1 and short:
@@ -155,12 +156,12 @@ def warn_short_windows(runs: list[Run], final_window: int) -> None:
             warn(f"  {run.run_dir} ({len(run.scores)} evaluation(s))")
 
 
-def select_runs(runs: list[Run], include_incomplete: bool) -> list[Run]:
+def select_runs(runs: list[RunRecord], include_incomplete: bool) -> list[RunRecord]:
     """Finished runs, plus (when asked) incomplete ones that have at least one evaluation; warns about the rest."""
     incomplete = [r for r in runs if not r.complete]
     if incomplete and not include_incomplete:
         warn(
-            f"{len(incomplete)} incomplete run(s) (no results.json) left out; "
+            f"{len(incomplete)} incomplete run(s) (no {RESULTS}) left out; "
             f"pass --include_incomplete to score them by their latest evaluation:"
         )
     elif incomplete:

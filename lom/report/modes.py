@@ -24,10 +24,10 @@ from tqdm import tqdm
 
 from lom.agents.lom import LOMAgent
 from lom.data import load_transitions
-from lom.data import fork_behaviour as behaviour, fork_dataset, fork_world as world
-from lom.envs.plot_fork import draw_arena
 from lom.errors import LOMError
 from lom.evaluate import LoadedRun, load_run
+from lom.fork import behaviour, dataset as fork_dataset, world
+from lom.fork.plot import draw_arena
 from lom.io import atomic_path
 
 FIGURE_NAME = "modes.png"

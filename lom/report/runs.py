@@ -5,23 +5,22 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lom.errors import LOMError
+from lom.run_folder import CONFIG, METRICS, RESULTS, RUN_DIR_NAME
 
 REQUIRED_CONFIG_KEYS = ("agent", "dataset", "seed")
 # train.py moves a replaced run aside as seed<S>.old-<time>; only seed<S> folders are live runs.
-RUN_DIR_NAME = re.compile(r"seed\d+")
 # config.json's "preset" (train.py --preset); runs from before presets existed trained LOM's own defaults.
 DEFAULT_PRESET = "lom"
 
 
 @dataclass(frozen=True)
-class Run:
+class RunRecord:
     """One training run. `final_score` comes from results.json and is None while the run is incomplete."""
 
     run_dir: Path
@@ -57,12 +56,12 @@ class Run:
         return f"{self.agent} [{self.preset}]" if self.agent == "LOM" and self.preset != DEFAULT_PRESET else self.agent
 
 
-def find_runs(log_path: str | Path) -> list[Run]:
+def find_runs(log_path: str | Path) -> list[RunRecord]:
     """Every run folder under `log_path`: a seed<S> folder whose config.json names agent, dataset and seed."""
     root = Path(log_path)
     if not root.is_dir():
         raise LOMError(f"{root} is not a directory — pass the --log_path folder that train.py wrote to")
-    runs = [load_run(folder) for folder in run_folders(root)]
+    runs = [read_run_record(folder) for folder in run_folders(root)]
     if not runs:
         raise LOMError(f"no runs found under {root} — train some first (train.py or run_baselines.sh)")
     return runs
@@ -70,21 +69,21 @@ def find_runs(log_path: str | Path) -> list[Run]:
 
 def run_folders(root: Path) -> list[Path]:
     """The run folders under `root`, sorted: seed<S> folders whose config.json names agent, dataset and seed."""
-    configs = [p for p in sorted(root.rglob("config.json")) if RUN_DIR_NAME.fullmatch(p.parent.name)]
+    configs = [p for p in sorted(root.rglob(CONFIG)) if RUN_DIR_NAME.fullmatch(p.parent.name)]
     return [p.parent for p in configs if _is_run_config(p)]
 
 
-def load_run(run_dir: Path) -> Run:
-    config = read_json(run_dir / "config.json")
-    results_path = run_dir / "results.json"
+def read_run_record(run_dir: Path) -> RunRecord:
+    config = read_json(run_dir / CONFIG)
+    results_path = run_dir / RESULTS
     final_score = None
     if results_path.exists():
         results = read_json(results_path)
         if "final_normalized_score" not in results:
             raise LOMError(f"{results_path} has no final_normalized_score — re-run that training with --resume")
         final_score = float(results["final_normalized_score"])
-    steps, scores = read_learning_curve(run_dir / "metrics.csv")
-    return Run(
+    steps, scores = read_learning_curve(run_dir / METRICS)
+    return RunRecord(
         run_dir=run_dir,
         dataset=str(config["dataset"]),
         agent=str(config["agent"]),
@@ -119,7 +118,7 @@ def read_learning_curve(metrics_path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(steps, dtype=np.int64), np.asarray(scores, dtype=np.float64)
 
 
-def column_labels(runs: list[Run]) -> list[str]:
+def column_labels(runs: list[RunRecord]) -> list[str]:
     """The table column of each run: its agent ("LOM [paper]" under --preset paper), plus its experiment where that
     agent ran in several (the group alone when every run shares one project), e.g. "LOM [default]" and
     "LOM [authors-rule]" beside "IQL", or "LOM [paper, default]"."""
@@ -128,7 +127,7 @@ def column_labels(runs: list[Run]) -> list[str]:
         experiments.setdefault(r.column_agent, set()).add(r.experiment)
     one_project = len({r.experiment.split("/")[0] for r in runs}) == 1
 
-    def label(r: Run) -> str:
+    def label(r: RunRecord) -> str:
         tags = [] if r.column_agent == r.agent else [r.preset]
         if len(experiments[r.column_agent]) > 1:
             tags.append(r.experiment.split("/")[-1] if one_project else r.experiment)
@@ -139,7 +138,7 @@ def column_labels(runs: list[Run]) -> list[str]:
     return labels
 
 
-def check_distinct(runs: list[Run], labels: list[str]) -> None:
+def check_distinct(runs: list[RunRecord], labels: list[str]) -> None:
     """Refuse two kinds of run under one column label (an experiment named like a preset, e.g. group "paper")."""
     kinds: dict[str, tuple[str, str]] = {}
     for r, label in zip(runs, labels):

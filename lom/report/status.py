@@ -3,7 +3,7 @@
 The runs are the ones run_baselines.sh planned (listed in LOG_PATH/sweep.tsv, so runs not started yet show up too)
 and any other run folder under LOG_PATH. A run is
 - done: it has results.json;
-- running: a train.py holds its lock (lom.run_lock);
+- running: a train.py holds its lock (lom.training.run_lock);
 - failed: its log's last exit line is an error status;
 - interrupted: it was started but stopped early: stopped by a signal (train.py exits 75 or 130 after saving), killed,
   or without any exit line (its machine went away). `--resume`, or re-running the sweep, continues it;
@@ -12,19 +12,15 @@ and any other run folder under LOG_PATH. A run is
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from lom.errors import EXIT_INTERRUPTED, EXIT_STOPPED
 from lom.report.runs import read_json, read_learning_curve, run_folders
-from lom.run_lock import lock_holder
+from lom.run_folder import CONFIG, EXIT_RECORD, METRICS, RECORD_PREFIX, RESULTS, read_manifest
+from lom.training.run_lock import lock_holder
 
-MANIFEST = "sweep.tsv"  # written by run_baselines.sh: columns run, log (both relative to LOG_PATH)
 STATES = ("done", "running", "interrupted", "failed", "not started")
-# run_baselines.sh marks each train.py start and exit in the run's log with lines starting "=== <date time>: ".
-RECORD_PREFIX = "=== "
-EXIT_RECORD = re.compile(r"^=== \d{4}-\d\d-\d\d \d\d:\d\d:\d\d: exit (\d+)$")
 # 128 + n: ended by signal n (SIGKILL, OOM killer, ...) before it could save; its last checkpoint remains.
 KILLED_BY_SIGNAL = 128
 NOTE_WIDTH = 160
@@ -48,21 +44,13 @@ def sweep_status(log_path: str | Path) -> list[RunStatus]:
     return [run_status(root, run, log) for run, log in logs.items()]
 
 
-def read_manifest(root: Path) -> dict[str, str | None]:
-    path = root / MANIFEST
-    if not path.is_file():
-        return {}
-    rows = [line.split("\t") for line in path.read_text().splitlines()[1:] if line.strip()]
-    return {row[0]: row[1] if len(row) > 1 else None for row in rows}
-
-
 def run_status(root: Path, run: str, log: str | None) -> RunStatus:
     run_dir = root / run
-    results_path = run_dir / "results.json"
+    results_path = run_dir / RESULTS
     if results_path.is_file():
         results = read_json(results_path)
         return RunStatus(run, "done", results.get("steps"), results.get("final_normalized_score"))
-    steps, scores = read_learning_curve(run_dir / "metrics.csv")
+    steps, scores = read_learning_curve(run_dir / METRICS)
     step, score = (int(steps[-1]), float(scores[-1])) if len(steps) else (None, None)
     holder = lock_holder(run_dir)
     if holder is not None:
@@ -71,7 +59,7 @@ def run_status(root: Path, run: str, log: str | None) -> RunStatus:
     note = detail if status is None else f"exit {status}: {detail}".rstrip(": ")
     if status is not None and status not in (0, EXIT_STOPPED, EXIT_INTERRUPTED) and status < KILLED_BY_SIGNAL:
         return RunStatus(run, "failed", step, score, f"{note} (log: {log})")
-    if started or (run_dir / "config.json").is_file():
+    if started or (run_dir / CONFIG).is_file():
         return RunStatus(run, "interrupted", step, score, note)
     return RunStatus(run, "not started", None, None)
 

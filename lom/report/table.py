@@ -13,14 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from lom.config import D4RL_ENVS, D4RL_KINDS, PAPER_TABLE_KINDS
 from lom.errors import LOMError
 from lom.report.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CI_LEVEL, Estimate, Summary, summarise
 
 # Row and column order of the paper's tables, so our table reads side by side with it.
-D4RL_KINDS = ("medium-replay", "full-replay", "medium", "medium-expert", "expert", "random")
-D4RL_ENVS = ("halfcheetah", "hopper", "walker2d")
+# The paper's kinds in its order, then the ones it does not report.
+TABLE_KINDS = PAPER_TABLE_KINDS + tuple(kind for kind in D4RL_KINDS if kind not in PAPER_TABLE_KINDS)
 AGENT_ORDER = ("LOM", "IQL", "BC", "TD3BC")
-_D4RL_NAME = re.compile(r"^(halfcheetah|hopper|walker2d)-(.+)-v\d+$")
+_D4RL_NAME = re.compile(rf"^({'|'.join(D4RL_ENVS)})-(.+)-v\d+$")
 AGGREGATE_ROW = "all datasets"
 QUOTED_AGGREGATE = f'"{AGGREGATE_ROW}"'  # as the notes under the tables name that row
 CI_HEADER = f"{round(CI_LEVEL * 100)} % CI"
@@ -84,8 +85,8 @@ def build_table(scores: dict[tuple[str, str], list[float]], final_window: int = 
 
 def dataset_sort_key(name: str) -> tuple:
     match = _D4RL_NAME.match(name.lower())
-    if match and match.group(2) in D4RL_KINDS:
-        return (0, D4RL_KINDS.index(match.group(2)), D4RL_ENVS.index(match.group(1)), name.lower())
+    if match and match.group(2) in TABLE_KINDS:
+        return (0, TABLE_KINDS.index(match.group(2)), D4RL_ENVS.index(match.group(1)), name.lower())
     return (1, 0, 0, name.lower())
 
 

@@ -9,11 +9,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from lom.errors import cli_status, unwritable
-from lom.run_lock import NO_LOCKING
 from lom.sweep.local import run_local
 from lom.sweep.plan import resolve_run_dirs, sweep_runs, write_manifest
 from lom.sweep.settings import PROGRAM, SweepError, SweepSettings, settings_from_env
 from lom.sweep.slurm import submit
+from lom.training.run_lock import NO_LOCKING
 
 LOCK_NAME = ".sweep.lock"  # in $LOG_PATH/logs: one sweep at a time trains into a LOG_PATH
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from lom.errors import EXIT_FAILED, EXIT_INTERRUPTED  # EXIT_FAILED: a run failed, or train.py refused its flags
+from lom.run_folder import RESULTS
 from lom.sweep.logs import append, bash_quote, exit_record, last_line, shell_line, shell_status, start_record
 from lom.sweep.plan import Decision, Process, Run, group_seeds, local_decision, train_command
 from lom.sweep.settings import SweepSettings
@@ -194,7 +195,7 @@ def print_summary(runs: Sequence[Run], outcomes: dict[Run, Outcome], stopped: bo
         summary += f", {counts[Outcome.INTERRUPTED]} interrupted, {not_started} not started"
     print(f"\n{summary}, of {len(runs)}")
     if done == 0 and failed == 0 and skipped == len(runs):
-        print("nothing to train: every run already has results.json")
+        print(f"nothing to train: every run already has {RESULTS}")
 
 
 def report_failures(runs: Sequence[Run], outcomes: dict[Run, Outcome], stopped: bool) -> int:

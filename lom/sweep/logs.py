@@ -2,7 +2,7 @@
 prints and writes.
 
 Each start of train.py is marked in its log by a line "=== <date time>: <command>", each end by
-"=== <date time>: exit <status>": the lines `lom.report --status` reads (lom.report.status).
+"=== <date time>: exit <status>": the lines `lom.report --status` reads (their format: lom/run_folder.py).
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from lom.report.status import RECORD_PREFIX
+from lom.run_folder import RECORD_PREFIX, RECORD_TIME_FORMAT
 
 # Dataset names may hold characters that do not belong in a file name (minari:<id>/...).
 UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]")
 # Characters bash's `printf %q` escapes with a backslash anywhere in a word.
 SHELL_SPECIAL = frozenset(" \t'\"\\|&;()<>!{}*[?]^$`,")
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # The failure line of a failed run shows at most this much of its log's last line.
 LAST_LINE_WIDTH = 200
 # Exit status of a process ended by a signal, as a shell reports it: 128 + the signal's number.
@@ -58,7 +57,7 @@ def shell_line(argv: Sequence[str]) -> str:
 
 
 def now() -> str:
-    return time.strftime(TIME_FORMAT)
+    return time.strftime(RECORD_TIME_FORMAT)
 
 
 def start_record(argv: Sequence[str]) -> str:

@@ -15,20 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from lom.report.status import MANIFEST
-from lom.run_lock import lock_holder
+from lom.run_folder import CHECKPOINT, MANIFEST, MANIFEST_HEADER, PROGRESS, RESULTS, RUN_KEY_PARTS
 from lom.sweep.logs import log_name
 from lom.sweep.settings import SweepSettings, cpu_count
+from lom.training.run_lock import lock_holder
 
-RESULTS_NAME = "results.json"
-# lom.checkpoint.CHECKPOINT_NAME, not imported from there: that module loads torch, which a sweep never needs.
-CHECKPOINT_NAME = "checkpoint.pt"
-PROGRESS_NAME = "checkpoint.json"  # lom.checkpoint.PROGRESS_NAME
 # AGENTS entries that stand for more than `--agent <name>`: LOM-paper is LOM with the authors' preset (its runs
 # train in .../<dataset>/LOM-paper/seed<S>, beside LOM's).
 AGENT_FLAGS = {"LOM-paper": ("--agent", "LOM", "--preset", "paper")}
-# A run folder relative to LOG_PATH: <project>/<group>/<dataset>/<agent>/seed<S>.
-RUN_KEY_PARTS = 5
 
 
 class Decision(enum.Enum):
@@ -64,7 +58,7 @@ class Run:
         return "/".join(self.run_dir.parts[-RUN_KEY_PARTS:])
 
     def finished(self) -> bool:
-        return self.run_dir is not None and (self.run_dir / RESULTS_NAME).is_file()
+        return self.run_dir is not None and (self.run_dir / RESULTS).is_file()
 
 
 @dataclass(frozen=True)
@@ -144,7 +138,7 @@ def local_decision(run: Run) -> Decision:
     assert run.run_dir is not None
     if run.finished():
         return Decision.SKIP
-    return Decision.RESUME if (run.run_dir / CHECKPOINT_NAME).is_file() else Decision.START
+    return Decision.RESUME if (run.run_dir / CHECKPOINT).is_file() else Decision.START
 
 
 def slurm_decision(run: Run, queued: Iterable[str]) -> Decision:
@@ -160,12 +154,12 @@ def slurm_decision(run: Run, queued: Iterable[str]) -> Decision:
 
 def stopped_at(run: Run) -> object:
     """Where a run would resume from: None for a fresh start, the phase and step its last checkpoint recorded
-    (beside it, in PROGRESS_NAME), or, for a checkpoint without that record, the run itself (it trains alone)."""
+    (beside it, in PROGRESS), or, for a checkpoint without that record, the run itself (it trains alone)."""
     assert run.run_dir is not None
     if local_decision(run) is not Decision.RESUME:
         return None
     try:
-        where = json.loads((run.run_dir / PROGRESS_NAME).read_text())
+        where = json.loads((run.run_dir / PROGRESS).read_text())
         return (where["phase"], where["step"])
     except (OSError, ValueError, KeyError, TypeError):
         return run.key
@@ -191,7 +185,7 @@ def write_manifest(log_path: str, runs: Sequence[Run]) -> None:
     if manifest.is_file():
         listed = {line.split("\t")[0] for line in manifest.read_text().splitlines()}
     else:
-        manifest.write_text("run\tlog\n")
+        manifest.write_text(MANIFEST_HEADER)
     with open(manifest, "a") as out:
         for run in runs:
             if run.run_dir is not None and run.key not in listed:

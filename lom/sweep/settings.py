@@ -13,14 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lom.config import D4RL_ENVS, PAPER_TABLE_KINDS
 from lom.errors import LOMError
 
 PROGRAM = "run_baselines.sh"
-PAPER_DATASETS = tuple(
-    f"{env}-{kind}-v2"
-    for kind in ("medium-replay", "full-replay", "medium", "medium-expert", "expert")
-    for env in ("halfcheetah", "hopper", "walker2d")
-)
+PAPER_DATASETS = tuple(f"{env}-{kind}-v2" for kind in PAPER_TABLE_KINDS for env in D4RL_ENVS)
 DEFAULT_SEEDS = "0 1 2 3 4"
 DEFAULT_AGENTS = "LOM LOM-paper IQL BC TD3BC"
 DEFAULT_LOG_PATH = "runs"
@@ -128,7 +125,7 @@ def split_list(text: str) -> tuple[str, ...]:
     return tuple(text.split())
 
 
-def parse_seeds(seeds: Sequence[str]) -> tuple[int, ...]:
+def seeds_from_words(seeds: Sequence[str]) -> tuple[int, ...]:
     """SEEDS' words as seeds."""
     for seed in seeds:
         if not seed.isdigit():
@@ -152,7 +149,7 @@ def sweep_lists(env: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[int, ...
     agents = split_list(env.get("AGENTS") or DEFAULT_AGENTS)
     if not (datasets and seeds and agents):
         raise SweepError("DATASETS, SEEDS and AGENTS must each name at least one")
-    return datasets, parse_seeds(seeds), agents
+    return datasets, seeds_from_words(seeds), agents
 
 
 def seeds_in_a_process(env: Mapping[str, str], n_seeds: int, on_gpu: bool, python: str, train_script: str) -> int:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lom.errors import EXIT_FAILED  # a run failed, or train.py refused its flags
+from lom.run_folder import RESULTS
 from lom.sweep.logs import bash_quote, now, shell_line
 from lom.sweep.plan import Decision, Process, Run, group_seeds, slurm_decision, train_command
 from lom.sweep.settings import PROGRAM, SweepError, SweepSettings
@@ -50,9 +51,9 @@ wait "$child"
 rc=$?
 echo "=== $(date '+%F %T'): exit $rc"
 finished=1
-for run in "${runs[@]}"; do [[ -f "$run/results.json" ]] || finished=0; done
+for run in "${runs[@]}"; do [[ -f "$run/@RESULTS@" ]] || finished=0; done
 if ((rc != 0 && finished)); then
-    echo "the signal came as train.py was exiting, after it had written results.json: the run is finished"
+    echo "the signal came as train.py was exiting, after it had written @RESULTS@: the run is finished"
     rc=0
 elif ((rc == 75 || (rc > 128 && signalled))); then
     # 75: train.py saved its checkpoint; above 128: the signal came before train.py could catch it (while it was
@@ -71,7 +72,7 @@ if [[ -n "$tee_pid" ]]; then  # let tee write everything before Slurm ends the t
     wait "$tee_pid"
 fi
 exit "$rc"
-"""
+""".replace("@RESULTS@", RESULTS)
 
 
 def queued_runs(slurm_dir: Path) -> set[str]:

@@ -17,19 +17,14 @@ import time
 from pathlib import Path
 
 from lom.errors import LOMError, unwritable
+from lom.run_folder import lock_path
 
-LOCK_SUFFIX = ".lock"
 # `lom.report --status` probes a lock by taking it for an instant; a starting run retries over this span rather
 # than mistake such a probe for a second writer.
 ACQUIRE_PATIENCE_S = 2.0
 RETRY_EVERY_S = 0.05
 # File systems where flock is unsupported answer with one of these; the run goes on unlocked, with a warning.
 NO_LOCKING = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)
-
-
-def lock_path(run_dir: str | os.PathLike) -> Path:
-    run_dir = Path(run_dir)
-    return run_dir.with_name(run_dir.name + LOCK_SUFFIX)
 
 
 def _holder_text(fd: int) -> str:

@@ -1,5 +1,5 @@
 """The built-in multimodal benchmark's dataset: its name, reference scores, and the cached file generated from
-`fork_behaviour` (the environment that evaluates it is `lom.envs.fork`).
+`lom.fork.behaviour` (the environment that evaluates it is `lom.fork.env`).
 
 A point mass starts near the origin and must get past a wall through one of three gaps worth 1.0, 0.5 and 0.25.
 Each behaviour episode heads for one gap (the best one in only 10% of them), so the actions at the start states
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import h5py
 
-from lom.data import fork_behaviour as behaviour
-from lom.data import fork_world as world
-from lom.data.hdf5_writer import write_d4rl_hdf5
 from lom.errors import LOMError
+from lom.fork import behaviour
+from lom.fork import world
+from lom.io import write_d4rl_hdf5
 
 DATASET_NAME = "multimodal-fork-v0"
 ENV_ID = "lom/MultimodalFork-v0"

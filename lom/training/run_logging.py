@@ -1,30 +1,18 @@
-"""What a run leaves behind for people: its folder, config.json, metrics.csv, results.json, and wandb if asked."""
+"""What a run leaves behind for people: metrics.csv, results.json, and wandb if asked (lom/run_folder.py names
+the files)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import re
 from pathlib import Path
 
 from lom.errors import LOMError
 from lom.io import atomic_path, write_json
+from lom.run_folder import METRICS, RESULTS
 
 # metrics.csv always starts with these columns; loss columns (which vary by agent) follow.
 METRIC_COLUMNS = ["step", "wall_time_s", "return_mean", "return_std", "normalized_score", "normalized_score_std"]
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "_"
-
-
-def run_directory(log_path: str, project: str, group: str, dataset: str, agent: str, seed: int) -> Path:
-    """The same flags always give the same folder: LOG/project/group/dataset/agent/seed<S>."""
-    return Path(log_path) / slug(project) / slug(group) / slug(dataset) / slug(agent) / f"seed{seed}"
-
-
-def run_directory_for(cfg, dataset_name: str) -> Path:
-    return run_directory(cfg.log_path, cfg.project, cfg.group, dataset_name, cfg.agent_folder, cfg.seed)
 
 
 class RunLogger:
@@ -59,11 +47,11 @@ class RunLogger:
         writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS + extra, restval="")
         writer.writeheader()
         writer.writerows(self.rows)
-        with atomic_path(self.run_dir / "metrics.csv") as tmp:
+        with atomic_path(self.run_dir / METRICS) as tmp:
             tmp.write_text(buffer.getvalue())
 
     def finish(self, results: dict) -> None:
-        write_json(self.run_dir / "results.json", results)
+        write_json(self.run_dir / RESULTS, results)
         if self.wandb_run is not None:
             self.wandb_run.summary.update(results)
             self.wandb_run.finish()

@@ -27,7 +27,7 @@ from lom.envs.mujoco_notices import hide_known_mujoco_notices
 from lom.errors import LOMError
 from lom.io import atomic_path
 
-CHECKPOINT_NAME = "sac_checkpoint.pt"
+SAC_CHECKPOINT = "sac_checkpoint.pt"
 EVAL_CSV_NAME = "sac_eval.csv"
 EVAL_PNG_NAME = "sac_eval.png"
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -63,7 +63,7 @@ class OnlineConfig:
 # ---------------------------------------------------------------------------------------------------- environments
 
 
-def make_env(env_id: str, max_episode_steps: int | None = None) -> gymnasium.Env:
+def make_online_env(env_id: str, max_episode_steps: int | None = None) -> gymnasium.Env:
     """gymnasium.make with its own TimeLimit, actions rescaled so that the policy acts in [-1, 1]."""
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
     hide_known_mujoco_notices()
@@ -92,7 +92,7 @@ def env_dims(env: gymnasium.Env) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------------- networks
 
 
-def mlp(in_dim: int, out_dim: int, hidden: int) -> nn.Sequential:
+def sac_mlp(in_dim: int, out_dim: int, hidden: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_dim)
     )
@@ -103,7 +103,7 @@ class TanhGaussianActor(nn.Module):
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: int):
         super().__init__()
-        self.net = mlp(obs_dim, 2 * act_dim, hidden)
+        self.net = sac_mlp(obs_dim, 2 * act_dim, hidden)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self.net(obs).chunk(2, dim=-1)
@@ -125,7 +125,7 @@ class TanhGaussianActor(nn.Module):
         return self.sample(obs, generator)[0]
 
 
-class EnsembleLinear(nn.Module):
+class StackedLinear(nn.Module):
     """E independent linear layers applied in one batched matmul: input (E, B, in) -> (E, B, out)."""
 
     def __init__(self, ensemble: int, in_dim: int, out_dim: int):
@@ -145,11 +145,11 @@ class TwinQ(nn.Module):
         super().__init__()
         self.ensemble = ensemble
         self.net = nn.Sequential(
-            EnsembleLinear(ensemble, obs_dim + act_dim, hidden),
+            StackedLinear(ensemble, obs_dim + act_dim, hidden),
             nn.ReLU(),
-            EnsembleLinear(ensemble, hidden, hidden),
+            StackedLinear(ensemble, hidden, hidden),
             nn.ReLU(),
-            EnsembleLinear(ensemble, hidden, 1),
+            StackedLinear(ensemble, hidden, 1),
         )
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
@@ -161,7 +161,7 @@ class TwinQ(nn.Module):
 
 
 @dataclass
-class Batch:
+class ReplayBatch:
     obs: torch.Tensor
     actions: torch.Tensor
     rewards: torch.Tensor
@@ -194,9 +194,9 @@ class ReplayBuffer:
         self.timeouts[i] = truncated
         self.size += 1
 
-    def sample(self, batch_size: int) -> Batch:
+    def sample(self, batch_size: int) -> ReplayBatch:
         idx = torch.randint(0, self.size, (batch_size,), device=self.device)
-        return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminals[idx])
+        return ReplayBatch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminals[idx])
 
     def numpy_rows(self, end: int) -> dict[str, np.ndarray]:
         """Rows [0, end) as host arrays of their own (on the CPU `.numpy()` alone would alias the buffer)."""
@@ -231,7 +231,7 @@ class SAC:
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.lr)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.lr)
 
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def update(self, batch: ReplayBatch) -> dict[str, torch.Tensor]:
         """One gradient step on critic, actor and α, then the target update. Returns detached losses (no sync)."""
         alpha = self.log_alpha.exp().detach()
         critic_loss = self._update_critic(batch, alpha)
@@ -240,7 +240,7 @@ class SAC:
         self._update_target()
         return {"critic_loss": critic_loss, "actor_loss": actor_loss, "alpha_loss": alpha_loss, "alpha": alpha}
 
-    def _update_critic(self, batch: Batch, alpha: torch.Tensor) -> torch.Tensor:
+    def _update_critic(self, batch: ReplayBatch, alpha: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             next_action, next_logp = self.actor.sample(batch.next_obs)
             next_q = self.critic_target(batch.next_obs, next_action).min(dim=0).values - alpha * next_logp
@@ -298,10 +298,11 @@ class SAC:
 
 # ---------------------------------------------------------------------------------------------------- rollouts
 
-Policy = Callable[[np.ndarray], np.ndarray]
+ArrayPolicy = Callable[[np.ndarray], np.ndarray]
 
 
-def actor_policy(actor: TanhGaussianActor, deterministic: bool, generator: torch.Generator | None = None) -> Policy:
+def actor_policy(actor: TanhGaussianActor, deterministic: bool,
+                 generator: torch.Generator | None = None) -> ArrayPolicy:
     """Wrap an actor as obs -> action in [-1, 1] (host arrays)."""
     device = next(actor.parameters()).device
 
@@ -313,7 +314,7 @@ def actor_policy(actor: TanhGaussianActor, deterministic: bool, generator: torch
     return policy
 
 
-def random_policy(act_dim: int, rng: np.random.Generator) -> Policy:
+def random_policy(act_dim: int, rng: np.random.Generator) -> ArrayPolicy:
     return lambda obs: rng.uniform(-1.0, 1.0, act_dim).astype(np.float32)
 
 
@@ -332,7 +333,7 @@ class Rollout:
 
 def rollout(
     env: gymnasium.Env,
-    policy: Policy,
+    policy: ArrayPolicy,
     seed: int,
     *,
     steps: int | None = None,
@@ -407,7 +408,7 @@ class TrainedSAC:
 
 
 def load_checkpoint(run_dir: str | Path) -> dict | None:
-    path = Path(run_dir) / CHECKPOINT_NAME
+    path = Path(run_dir) / SAC_CHECKPOINT
     if not path.exists():
         return None
     try:
@@ -426,8 +427,8 @@ class OnlineTrainer:
     def __init__(self, config: OnlineConfig, run_dir: str | Path, device: str = "cpu", checkpoint_every: int = 50_000):
         self.config, self.run_dir, self.checkpoint_every = config, Path(run_dir), checkpoint_every
         self.device = torch.device(device)
-        self.env = make_env(config.env_id, config.max_episode_steps)
-        self.eval_env = make_env(config.env_id, config.max_episode_steps)
+        self.env = make_online_env(config.env_id, config.max_episode_steps)
+        self.eval_env = make_online_env(config.env_id, config.max_episode_steps)
         torch.manual_seed(config.seed)
         self.agent = SAC(*env_dims(self.env), config.sac, self.device)
         self.buffer = ReplayBuffer(config.steps, *env_dims(self.env), self.device)
@@ -516,7 +517,7 @@ class OnlineTrainer:
             "action_rng": self.action_rng.bit_generator.state,
             "env_rng": self.env.unwrapped.np_random.bit_generator.state,
         }
-        with atomic_path(self.run_dir / CHECKPOINT_NAME) as tmp:
+        with atomic_path(self.run_dir / SAC_CHECKPOINT) as tmp:
             torch.save(state, tmp)
         self.last_checkpoint_step = self.step
 
@@ -526,7 +527,7 @@ class OnlineTrainer:
             return 0
         if state["config"] != dataclasses.asdict(self.config):
             raise LOMError(
-                f"{self.run_dir / CHECKPOINT_NAME} belongs to a run with other settings — use another output folder "
+                f"{self.run_dir / SAC_CHECKPOINT} belongs to a run with other settings — use another output folder "
                 "or rerun with the original flags"
             )
         self.step = self.last_checkpoint_step = state["step"]

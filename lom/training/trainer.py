@@ -6,7 +6,7 @@ in between.
 
 Stop signals (SIGTERM and SIGUSR1, which Slurm sends before it kills or preempts a job, and Ctrl-C's SIGINT) only
 set a flag; the loop reads it between steps, writes the checkpoint there and exits, so a resumed run goes on exactly
-where the stopped one left off. The run folder is locked for the whole run (lom.run_lock).
+where the stopped one left off. The run folder is locked for the whole run (lom.training.run_lock).
 """
 
 from __future__ import annotations
@@ -24,26 +24,24 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from lom import checkpoint
 from lom.agents import Agent, make_agent
-from lom.batches import DeviceDataset, ObservationNormalizer
 from lom.config import RETURN_RANGE_TARGET, WEIGHT_RULE_NUMBERS, LOMHyperParams, TrainConfig, preset_for
 from lom.data import load_transitions, resolve_dataset
+from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.data.transitions import return_range_scale
 from lom.data.types import DatasetSpec
-from lom.errors import EXIT_INTERRUPTED, EXIT_STOPPED, LOMError, TrainingStopped
-from lom.evaluation import evaluate_seeds
-from lom.fit import check_env_fit, check_mixture_fit, env_action_dim, load_mixture
 from lom.devices import activate, select_device
-from lom import graphs
-from lom.graphs import CapturedStep, use_cuda_graphs
+from lom.errors import EXIT_INTERRUPTED, EXIT_STOPPED, LOMError, TrainingStopped
 from lom.io import write_json
-from lom.run_lock import RunLock
-from lom.run_logging import RunLogger, run_directory_for
+from lom.run_folder import CHECKPOINT, CONFIG, GMM, NAN_CHECKPOINT, RESULTS, run_directory_for
 from lom.seeds import slice_seed, stack_seeds
+from lom.training import captured_steps, checkpoint
+from lom.training.captured_steps import CapturedStep, use_cuda_graphs
+from lom.training.evaluation import evaluate_seeds
+from lom.training.run_lock import RunLock
+from lom.training.run_logging import RunLogger
+from lom.training.sizes import check_env_fit, check_mixture_fit, env_action_dim, load_mixture
 
-GMM_FILE = "gmm.pt"
-NAN_CHECKPOINT_NAME = "checkpoint_nan.pt"
 # Evaluation episodes use seeds far from the training seed's so that no two evaluations share an episode.
 EVAL_SEED_STRIDE = 10_000
 # Settings added after runs were first checkpointed: a checkpoint that does not record one ran with this value.
@@ -221,7 +219,8 @@ class Trainer:
         self.data = DeviceDataset(transitions, self.normalizer, self.device, self.reward_scale)
         # Capturable optimisers wherever steps can be captured: eager and replayed steps then compute alike, and a
         # failed capture falls back to eager steps without rebuilding anything.
-        self.agent: Agent = make_agent(cfg, self.data.obs_dim, self.data.act_dim, graphs.can_capture(self.device),
+        self.agent: Agent = make_agent(cfg, self.data.obs_dim, self.data.act_dim,
+                                       captured_steps.can_capture(self.device),
                                        self.seeds).to(self.device)
         if mixture is not None:
             self.agent.load_behaviour_model(mixture)
@@ -243,7 +242,7 @@ class Trainer:
                 self.agent.finish_pretraining(self.data)
         self.loggers = []
         for c, run_dir, record, metrics in zip(self.cfgs, self.run_dirs, self.config_records, self.metrics):
-            write_json(run_dir / "config.json", record)
+            write_json(run_dir / CONFIG, record)
             logger = RunLogger(run_dir, record, c.enable_wandb, c.project, c.group,
                                f"{self.spec.name}/{c.agent_folder}/seed{c.seed}",
                                run_id=hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:16])
@@ -272,7 +271,7 @@ class Trainer:
 
     def _saved_checkpoints(self) -> list[dict] | None:
         """Every seed's checkpoint, or None when no seed has one; seeds that cannot continue together are refused."""
-        paths = [run_dir / checkpoint.CHECKPOINT_NAME for run_dir in self.run_dirs]
+        paths = [run_dir / CHECKPOINT for run_dir in self.run_dirs]
         found = [path.is_file() for path in paths]
         if not any(found):
             return None
@@ -290,7 +289,7 @@ class Trainer:
     def _restore(self, states: list[dict]) -> None:
         for c, run_dir, state in zip(self.cfgs, self.run_dirs, states):
             if state.get("layout") != checkpoint.LAYOUT:
-                raise LOMError(f"--resume: {run_dir / checkpoint.CHECKPOINT_NAME} was written by a version of this "
+                raise LOMError(f"--resume: {run_dir / CHECKPOINT} was written by a version of this "
                                "code before networks had a seed axis; resume it with that version, or start the run "
                                "again without --resume")
             changed = sorted(k for k, v in self._comparable_config(c).items()
@@ -326,7 +325,7 @@ class Trainer:
             ignored |= {n for rule, n in WEIGHT_RULE_NUMBERS.items() if rule != cfg.weight_rule} - {"beta"}
         return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignored}
 
-    def save_checkpoint(self, name: str = checkpoint.CHECKPOINT_NAME) -> None:
+    def save_checkpoint(self, name: str = CHECKPOINT) -> None:
         """Each seed's slice of the training state into its own run folder, all seeds as one set."""
         agent_state, streams, rng = self.agent.training_state(), self.agent.rng.states(), checkpoint.capture_rng(self.device)
         states = {}
@@ -341,7 +340,7 @@ class Trainer:
                 "progress": dataclasses.asdict(progress),
                 "rng": {**rng, "seed_stream": streams[i]},
             }
-        where = {"phase": self.phase, "step": self.step} if name == checkpoint.CHECKPOINT_NAME else None
+        where = {"phase": self.phase, "step": self.step} if name == CHECKPOINT else None
         checkpoint.save_together(states, where)
 
     def elapsed(self) -> float:
@@ -366,13 +365,13 @@ class Trainer:
                 self._pretrain()
             self._train()
         except NonFiniteLoss as bad:
-            self.save_checkpoint(NAN_CHECKPOINT_NAME)
+            self.save_checkpoint(NAN_CHECKPOINT)
             network = bad.loss_name.split("/")[0]
             if len(self.seeds) == 1:
-                seed, saved, others = "", self.run_dirs[0] / NAN_CHECKPOINT_NAME, ""
+                seed, saved, others = "", self.run_dirs[0] / NAN_CHECKPOINT, ""
             else:
                 healthy = ",".join(str(s) for i, s in enumerate(self.seeds) if i != bad.seed_index)
-                seed, saved = f" of seed {self.seeds[bad.seed_index]}", f"{NAN_CHECKPOINT_NAME} in each seed's folder"
+                seed, saved = f" of seed {self.seeds[bad.seed_index]}", f"{NAN_CHECKPOINT} in each seed's folder"
                 # the other seeds' numbers are their own (nothing crosses the seed axis): they can go on alone
                 others = f"; the other seeds can go on from their checkpoints with --seeds {healthy} --resume"
             raise LOMError(f"loss {bad.loss_name} of network '{network}' became NaN/inf at {self.phase} step "
@@ -415,7 +414,7 @@ class Trainer:
         self.window.take_means()
         gmm = agent.gmm.state_dict()
         for i, run_dir in enumerate(self.run_dirs):
-            checkpoint.save(run_dir / GMM_FILE, {"gmm": slice_seed(gmm, i)})
+            checkpoint.save(run_dir / GMM, {"gmm": slice_seed(gmm, i)})
         self.phase, self.step = "train", 0
         agent.finish_pretraining(self.data)
         self.save_checkpoint()
@@ -440,7 +439,8 @@ class Trainer:
         bar.close()
 
     def _stepper(self, step):
-        """`step` itself, or, with --cuda_graphs, the same step captured once and replayed (lom/graphs.py)."""
+        """`step` itself, or, with --cuda_graphs, the same step captured once and replayed
+        (lom/training/captured_steps.py)."""
         if not self.captured:
             return step
         return CapturedStep(step, self.agent, strict=self.cfg.cuda_graphs == "1", on_settled=self._capture_settled)
@@ -450,7 +450,7 @@ class Trainer:
         self.captured = captured
         for run_dir, record, logger in zip(self.run_dirs, self.config_records, self.loggers):
             record["cuda_graphs_used"] = captured
-            write_json(run_dir / "config.json", record)
+            write_json(run_dir / CONFIG, record)
             logger.update_config({"cuda_graphs_used": captured})
 
     def _evaluate(self) -> list[dict]:
@@ -496,7 +496,7 @@ class Trainer:
             seed = f"seed {c.seed}: " if len(self.seeds) > 1 else ""
             print(f"{seed}final normalised score {results['final_normalized_score']:.1f} "
                   f"(best {results['best_normalized_score']:.1f}, return {results['final_return']:.2f}); "
-                  f"results in {run_dir / 'results.json'}")
+                  f"results in {run_dir / RESULTS}")
             every.append(results)
         return every
 

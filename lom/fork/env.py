@@ -1,17 +1,17 @@
 """The built-in multimodal benchmark as a gymnasium env, over the same dynamics that generate its dataset
-(`lom.data.fork_world`, `lom.data.fork_dataset`)."""
+(`lom.fork.world`, `lom.fork.dataset`)."""
 
 from __future__ import annotations
 
 import gymnasium
 import numpy as np
 
-from lom.data import fork_world as world
-from lom.data.fork_dataset import ENV_ID, MAX_EPISODE_STEPS
+from lom.fork import world
+from lom.fork.dataset import ENV_ID, MAX_EPISODE_STEPS
 
 
 class MultimodalForkEnv(gymnasium.Env):
-    """Observation: the (x, y) position (float32). Action: a velocity in [-1, 1]^2, scaled by fork_world.STEP."""
+    """Observation: the (x, y) position (float32). Action: a velocity in [-1, 1]^2, scaled by world.STEP."""
 
     metadata = {"render_modes": []}
 

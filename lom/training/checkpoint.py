@@ -14,10 +14,8 @@ import torch
 
 from lom.errors import LOMError
 from lom.io import atomic_path
+from lom.run_folder import PROGRESS
 
-CHECKPOINT_NAME = "checkpoint.pt"
-# Beside checkpoint.pt: its phase and step, readable without torch.
-PROGRESS_NAME = "checkpoint.json"
 # The layout of an agent's state in a checkpoint: 2 since every network has a seed axis first (lom/seeds.py). A
 # checkpoint without it comes from older code and cannot resume here.
 LAYOUT = 2
@@ -59,13 +57,13 @@ def save(path: str | os.PathLike, state: dict) -> None:
 def save_together(states: dict[Path, dict], where: dict | None = None) -> None:
     """Several checkpoints (the seeds of one process) as one set: every file is written in full before any is
     renamed into place, so a kill leaves them all at the old point or all at the new one, but for the moment the
-    renames take. `where` ({"phase", "step"}) is written beside each as PROGRESS_NAME, for the sweep (lom.sweep
+    renames take. `where` ({"phase", "step"}) is written beside each as PROGRESS, for the sweep (lom.sweep
     groups seeds that can resume together without loading a checkpoint)."""
     with contextlib.ExitStack() as renames:
         for path, state in states.items():
             torch.save(state, renames.enter_context(atomic_path(path)))
             if where is not None:
-                renames.enter_context(atomic_path(path.parent / PROGRESS_NAME)).write_text(json.dumps(where) + "\n")
+                renames.enter_context(atomic_path(path.parent / PROGRESS)).write_text(json.dumps(where) + "\n")
 
 
 def load(path: str | os.PathLike, map_location="cpu") -> dict:

@@ -21,7 +21,6 @@ import argparse
 import csv
 import dataclasses
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,12 +31,12 @@ import numpy as np
 import torch
 
 import lom
-from lom.data.hdf5_writer import write_d4rl_hdf5
-from lom.devices import select_device
 from lom.cli import OneLineParser
+from lom.devices import select_device
 from lom.errors import LOMError, cli_status, writing
 from lom.io import atomic_path, write_json
-from lom.sac import (
+from lom.io import write_d4rl_hdf5
+from lom.collect.sac import (
     EVAL_CSV_NAME,
     EvalRow,
     OnlineConfig,
@@ -47,7 +46,7 @@ from lom.sac import (
     TrainedSAC,
     actor_policy,
     env_dims,
-    make_env,
+    make_online_env,
     mark_cut_episode,
     random_policy,
     rollout,
@@ -131,7 +130,8 @@ def dataset_path(out: Path, env_id: str, kind: str) -> Path:
 def collect(config: CollectConfig) -> CollectResult:
     """Train (or resume) SAC unless its files exist, then write whichever datasets and the returns histogram are
     missing."""
-    env = make_env(config.training.env_id, config.training.max_episode_steps)  # checks the env before any writing
+    # Checks the env before any writing.
+    env = make_online_env(config.training.env_id, config.training.max_episode_steps)
     _check_config(config)
     torch.set_num_threads(config.threads)
     files = {kind: dataset_path(config.out, config.training.env_id, kind) for kind in KINDS}
@@ -455,6 +455,3 @@ def run(argv: list[str] | None) -> None:
         result = collect(config)
     print(summary(result))
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,7 +15,7 @@ import torch
 
 from lom.data.types import DatasetSpec
 
-Policy = Callable[[torch.Tensor], torch.Tensor]
+TensorPolicy = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -33,13 +33,13 @@ class EvalResult:
         }
 
 
-def _policy_numpy(policy: Policy, normalizer, device: torch.device, obs: np.ndarray) -> np.ndarray:
+def _policy_numpy(policy: TensorPolicy, normalizer, device: torch.device, obs: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device)
         return policy(normalizer(obs_t)).cpu().numpy()
 
 
-def evaluate(policy: Policy, normalizer, spec: DatasetSpec, episodes: int, seed: int, device: torch.device,
+def evaluate(policy: TensorPolicy, normalizer, spec: DatasetSpec, episodes: int, seed: int, device: torch.device,
              vectorized: bool = True) -> EvalResult:
     """Return and D4RL-normalised score of `episodes` episodes of `policy` (standardised states (B, O) -> actions)."""
     if vectorized:
@@ -48,7 +48,7 @@ def evaluate(policy: Policy, normalizer, spec: DatasetSpec, episodes: int, seed:
     return EvalResult(returns, np.asarray(spec.normalized_score(returns), dtype=np.float64))
 
 
-def evaluate_seeds(policy: Policy, normalizer, spec: DatasetSpec, episodes: int, seeds: Sequence[int],
+def evaluate_seeds(policy: TensorPolicy, normalizer, spec: DatasetSpec, episodes: int, seeds: Sequence[int],
                    device: torch.device) -> list[EvalResult]:
     """`evaluate` for S stacked policies at once, (S, E, O) -> (S, E, A): policy s plays its own `episodes`
     episodes, seeded from seeds[s] as `evaluate` would, all S·E of them in one vector env with one policy call per

@@ -1,4 +1,4 @@
-"""Draw the multimodal fork benchmark and its dataset: `python -m lom.envs.plot_fork [--out docs/fork_dataset.png]`."""
+"""Draw the multimodal fork benchmark and its dataset: `python -m lom.fork.plot [--out docs/fork_dataset.png]`."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from lom.data import fork_behaviour as behaviour, fork_dataset, fork_world as world
 from lom.cli import OneLineParser
 from lom.errors import run_cli, writing
+from lom.fork import behaviour, dataset as fork_dataset, world
 from lom.io import atomic_path
 
 MODE_COLOURS = ("#1b9e77", "#d95f02", "#7570b3")
@@ -109,7 +109,7 @@ def plot(out: Path, seed: int, episodes_per_mode: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = OneLineParser(prog="python -m lom.envs.plot_fork", description=__doc__)
+    parser = OneLineParser(prog="python -m lom.fork.plot", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("docs/fork_dataset.png"), help="PNG file to write")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed")
     parser.add_argument("--episodes-per-mode", type=int, default=40, help="trajectories drawn per mode")

@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from lom.data import fork_world as world
+from lom.fork import world
 
 Policy = Callable[[np.ndarray], np.ndarray]  # (n, 2) positions -> (n, 2) actions
 
@@ -67,7 +67,7 @@ def mean_of_modes_policy(weights: Sequence[float] | None = None) -> Policy:
 
 
 @dataclass
-class Rollout:
+class Episodes:
     """Per-step arrays shaped (episodes, MAX_EPISODE_STEPS, ...); `valid` marks steps that happened."""
 
     observations: np.ndarray
@@ -89,7 +89,7 @@ class Rollout:
         return last
 
 
-def rollout(policy: Policy, num_episodes: int, rng: np.random.Generator) -> Rollout:
+def run_episodes(policy: Policy, num_episodes: int, rng: np.random.Generator) -> Episodes:
     """Run `num_episodes` episodes side by side until each terminates or hits MAX_EPISODE_STEPS."""
     shape = (num_episodes, world.MAX_EPISODE_STEPS)
     obs, acts, next_obs = (np.zeros(shape + (2,)) for _ in range(3))
@@ -104,11 +104,11 @@ def rollout(policy: Policy, num_episodes: int, rng: np.random.Generator) -> Roll
         rewards[:, t], terminals[:, t], valid[:, t] = step_rewards, done, alive
         alive = alive & ~done
         positions = next_positions
-    return Rollout(obs, acts, rewards, next_obs, terminals & valid, valid)
+    return Episodes(obs, acts, rewards, next_obs, terminals & valid, valid)
 
 
 def mean_return(policy: Policy, num_episodes: int, seed: int) -> float:
-    return float(rollout(policy, num_episodes, np.random.default_rng(seed)).returns.mean())
+    return float(run_episodes(policy, num_episodes, np.random.default_rng(seed)).returns.mean())
 
 
 def generate_dataset(seed: int, num_episodes: int = NUM_EPISODES) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -116,7 +116,7 @@ def generate_dataset(seed: int, num_episodes: int = NUM_EPISODES) -> tuple[dict[
     rng = np.random.default_rng(seed)
     modes = rng.choice(len(world.GAP_X), size=num_episodes, p=MODE_PROBS)
     modes[rng.random(num_episodes) < RANDOM_EPISODE_FRACTION] = RANDOM_MODE
-    episodes = rollout(behaviour_policy(modes, rng), num_episodes, rng)
+    episodes = run_episodes(behaviour_policy(modes, rng), num_episodes, rng)
     rows = episodes.valid  # boolean indexing keeps episode-major, time-ordered rows
     arrays = {
         "observations": episodes.observations[rows],

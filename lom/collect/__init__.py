@@ -1,0 +1,2 @@
+"""Dataset collection, a program of its own: `python -m lom.collect --env ENV --out DIR` trains SAC online in a
+gymnasium env (sac.py) and cuts D4RL-style datasets from its run (collection.py; docs/collect.md)."""

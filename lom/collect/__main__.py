@@ -1,0 +1,5 @@
+import sys
+
+from lom.collect.collection import main
+
+sys.exit(main())
