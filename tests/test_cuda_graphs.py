@@ -192,15 +192,19 @@ def losses_over_steps(name: str, captured: bool, steps: int) -> list[dict[str, f
     # Both runs use capturable optimisers (their bias corrections are computed on the device, which rounds
     # differently from the host's): what differs is only whether the steps are replayed graphs.
     agent = make_agent(cfg, data.obs_dim, data.act_dim, capturable=True).to(device)
+    return [{k: v.item() for k, v in row.items()} for row in step_every_phase(agent, data, steps, captured)]
+
+
+def step_every_phase(agent, data: DeviceDataset, steps: int, captured: bool) -> list[dict[str, torch.Tensor]]:
+    """Each phase of `agent` (its mixture pre-training, if it has one, then training) for `steps` steps, eagerly or
+    as replayed graphs; every step's losses, copied."""
     rows = []
-    phases = [(agent.pretrain_step, agent.pretrain_steps), (agent.train_step, steps)]
-    for update, count in phases:
-        if count == 0:
-            continue
+    for update in [agent.pretrain_step] * bool(agent.pretrain_steps) + [agent.train_step]:
         step = (CapturedStep(lambda update=update: update(data), agent, strict=True) if captured
-                else (lambda: update(data)))
-        for _ in range(count):
-            rows.append({k: v.item() for k, v in step().items()})
+                else lambda update=update: update(data))
+        rows += [{k: v.clone() for k, v in step().items()} for _ in range(steps)]
+        if captured:
+            assert step.graphs and not step.eager
         if update == agent.pretrain_step:
             agent.finish_pretraining(data)
     return rows

@@ -13,7 +13,7 @@ from unittest import mock
 import pytest
 import torch
 from cuda_emulator import CaptureRefused, EmulatedGraph, emulated_cuda_graphs
-from test_cuda_graphs import small_dataset
+from test_cuda_graphs import small_dataset, step_every_phase
 from test_train import REPO, SMALL, env, metrics_without_time, run_dir_of, start_and_interrupt  # noqa: F401
 
 import lom.agents.lom
@@ -55,19 +55,7 @@ def train_steps(name: str, seeds, captured: bool) -> tuple:
     """Every phase of `name` for STEPS steps each: the losses of every step and the agent afterwards."""
     data, agent = dataset("cpu"), small_agent(name, seeds)
     torch.manual_seed(0)
-    losses = []
-    phases = [(agent.pretrain_step, agent.pretrain_steps), (agent.train_step, STEPS)]
-    for update, count in phases:
-        if count == 0:
-            continue
-        step = (CapturedStep(lambda update=update: update(data), agent, strict=True) if captured
-                else lambda update=update: update(data))
-        losses += [{k: v.clone() for k, v in step().items()} for _ in range(count)]
-        if captured:
-            assert step.graphs and not step.eager
-        if update == agent.pretrain_step:
-            agent.finish_pretraining(data)
-    return losses, agent
+    return step_every_phase(agent, data, STEPS, captured), agent
 
 
 def assert_bitwise_equal(a, b, where=""):
