@@ -19,6 +19,7 @@ import torch
 from test_train import TINY, env, metrics_without_time, run_dir_of, train  # noqa: F401  (env is a fixture)
 
 from lom.agents import make_agent
+from lom.agents.bc import BCAgent
 from lom.config import TrainConfig
 from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.data.types import Transitions
@@ -279,3 +280,35 @@ def test_a_captured_step_that_goes_non_finite_is_named_with_its_network_and_step
                 env)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "network 'actor'" in out.stderr and "NaN/inf at train step" in out.stderr, out.stderr
+
+
+def test_the_no_sync_check_runs_every_agent_and_reports_a_synchronisation(monkeypatch):
+    """benchmarks/gpu_check.py no-sync on the CPU standing in for a CUDA device: every agent's steps run with the
+    sync debug mode on, and a step that synchronises is reported with its step."""
+    monkeypatch.syspath_prepend(str(BENCHMARK.parent))
+    import gpu_check
+
+    import lom.devices
+
+    modes = []
+    monkeypatch.setattr(lom.devices, "select_device", lambda name: torch.device("cpu"))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "CPU standing in")
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", modes.append)
+    monkeypatch.setattr(sys.modules["torch.optim.adam"], "_get_capturable_supported_devices",
+                        lambda supports_xla=True: ["cpu"])  # its agents have capturable optimisers, as on a GPU
+    result = gpu_check.no_sync(steps=3)
+    assert result["agents"] == {label: "no synchronisation" for label in gpu_check.NO_SYNC_AGENTS}
+    assert modes == ["error", "default"] * len(gpu_check.NO_SYNC_AGENTS)
+
+    ordinary, calls = BCAgent.train_step, []
+
+    def synchronising_step(self, data):  # the watched steps synchronise, as a host read would on a GPU
+        calls.append(1)
+        if len(calls) > gpu_check.NO_SYNC_WARMUP:
+            raise RuntimeError("called a synchronizing CUDA operation")
+        return ordinary(self, data)
+
+    monkeypatch.setattr(BCAgent, "train_step", synchronising_step)
+    assert gpu_check.no_sync(steps=3)["agents"]["BC"] == (
+        f"synchronised at step {gpu_check.NO_SYNC_WARMUP}: called a synchronizing CUDA operation")
