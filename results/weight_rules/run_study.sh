@@ -7,11 +7,13 @@
 # Usage: bash results/weight_rules/run_study.sh [all|runs|files]
 #   DATA   where the collections live or are made (default ~/lom_data, shared with results/full_replay, held_out)
 #   WORK   where the runs train, checkpoints included (default $DATA/study_weight_rules)
+#   LANES  which lanes to run (default "0 1"; "0" runs one lane beside another long job)
 # The runs train with the code of commit $FROZEN (checked out once into $WORK/code), so no later commit changes a
 # run half way. Two lanes of one run each (2 cores), each working through its half of the task list in order:
 # round 0 (every rule, seed 0, every file), the full-replay baselines, then rounds 1 and 2, so that a study cut
 # short stays balanced. Re-running resumes: finished runs are skipped, interrupted ones resume from their last
-# checkpoint. `runs` skips the collections (another command is making them: the lanes wait for each file);
+# checkpoint. `runs` skips the collections (another command is making them: a lane passes over a task whose file
+# is not written yet and comes back to it);
 # `files` only copies each run's small files next to this script and rebuilds report/.
 set -euo pipefail
 FROZEN=93683ae
@@ -60,12 +62,21 @@ tasks() {
         echo "$seed LOM $rule $env $kind"; done; done; done; done
 }
 lane() {  # lane number (0 or 1): every other task, under its own LOG_PATH (a sweep holds its LOG_PATH for itself)
-    local i=0 seed agent rule env kind lower file
+    local pass=0 waiting=1 seed agent rule env kind lower file
+    # Passes over the lane's tasks until none waits on a collection still being written (a pass skips those).
+    while [ "$waiting" = 1 ]; do
+        if [ $((pass++)) -gt 0 ]; then sleep 300; fi
+        waiting=0
+        lane_pass "$1"
+    done
+}
+lane_pass() {
+    local i=0
     while read -r seed agent rule env kind; do
         if [ $((i++ % 2)) != "$1" ]; then continue; fi
         lower="${env,,}"
         file="$data/collect_$lower/$lower-v4_$kind.hdf5"
-        until [ -f "$file" ]; do sleep 60; done  # a collection still being written
+        if [ ! -f "$file" ]; then waiting=1; continue; fi
         if [ "$agent" = LOM ]; then
             LOG_PATH="$work/lane$1" SEEDS="$seed" AGENTS=LOM DATASETS="$env-v4" bash "$repo/run_baselines.sh" \
                 --dataset_path "$file" --checkpoint_every 5000 --group "rule-$rule" --weight_rule "$rule" || true
@@ -75,8 +86,7 @@ lane() {  # lane number (0 or 1): every other task, under its own LOG_PATH (a sw
         fi
     done < <(tasks)
 }
-lane 0 >"$work/lane_0.log" 2>&1 &
-lane 1 >"$work/lane_1.log" 2>&1 &
+for n in ${LANES:-0 1}; do lane "$n" >>"$work/lane_$n.log" 2>&1 & done
 wait
 
 # 3. The small files and the report.
