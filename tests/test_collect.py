@@ -202,8 +202,16 @@ def test_discrete_env_is_refused(tmp_path, capsys):
 def test_medium_is_first_snapshot_a_third_of_the_way_from_random_to_final():
     evals = [EvalRow(step, ret, 0.0, 0.0) for step, ret in ((10, -50.0), (20, 250.0), (30, 400.0), (40, 1000.0))]
     # Threshold: -200 + (1000 + 200) / 3 = 200.
-    assert collect.select_medium(evals, random_return=-200.0, fraction=1 / 3) == 1
-    assert collect.select_medium(evals, random_return=-200.0, fraction=1.0) == 3
+    assert collect.select_medium(evals, random_return=-200.0, fraction=1 / 3, learning_starts=0) == 1
+    assert collect.select_medium(evals, random_return=-200.0, fraction=1.0, learning_starts=0) == 3
+
+
+def test_medium_is_never_the_untrained_actor_standing_still():
+    # Ant-v4's collection: the untrained actor's near-zero action stands still for ~1,000 (survival bonus), above
+    # the threshold -56 + (1,204 + 56) / 3 = 364; the first trained policy past it is the one at step 30,000.
+    curve = ((10_000, 999.0), (20_000, 356.0), (30_000, 637.0), (40_000, 360.0), (300_000, 1204.0))
+    evals = [EvalRow(step, ret, 0.0, 0.0) for step, ret in curve]
+    assert collect.select_medium(evals, random_return=-56.0, fraction=1 / 3, learning_starts=10_000) == 2
 
 
 def test_actor_log_prob_matches_torch_distributions():

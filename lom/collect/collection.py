@@ -8,7 +8,8 @@ Like D4RL: SAC is trained online, then DIR receives six D4RL-format HDF5 files,
   <env>_medium-expert.hdf5  the medium file's rows, then the expert file's (as D4RL built its medium-expert),
   <env>_random.hdf5         rollouts of the uniform random policy,
 with <env> the lower-cased env id (e.g. halfcheetah-v4_medium.hdf5). The medium policy is the first evaluation
-snapshot whose return gets `medium_fraction` of the way from the random policy's return to the final policy's.
+snapshot of a trained policy (taken after SAC's first update) whose return gets `medium_fraction` of the way from
+the random policy's return to the final policy's.
 Every file carries `metadata/ref_min_score` (random-policy mean return) and `metadata/ref_max_score` (final policy,
 deterministic, mean return), so `train.py --env_name ENV --dataset_path FILE` reports normalised scores.
 Rerunning the same command resumes an interrupted collection; finished files are never rewritten. The last two
@@ -143,7 +144,9 @@ def collect(config: CollectConfig) -> CollectResult:
         trainer = OnlineTrainer(config.training, config.out, config.device, config.checkpoint_every)
         trained = trainer.run(progress=config.progress)
         references = _references(config, trained, env)
-        medium_index = select_medium(trained.log.evals, references.random_return, config.medium_fraction)
+        medium_index = select_medium(
+            trained.log.evals, references.random_return, config.medium_fraction, config.training.learning_starts
+        )
         written = []
         for kind in SAC_KINDS:
             if not files[kind].exists():
@@ -212,15 +215,18 @@ def _references(config: CollectConfig, trained: TrainedSAC, env: gymnasium.Env) 
     return references
 
 
-def select_medium(evals: list[EvalRow], random_return: float, fraction: float) -> int:
-    """Index of the first eval whose return reaches `fraction` of the way from random to the final policy.
+def select_medium(evals: list[EvalRow], random_return: float, fraction: float, learning_starts: int) -> int:
+    """Index of the first eval of a trained policy whose return reaches `fraction` of the way from random to the
+    final policy.
 
     Measured from the random policy's return rather than from zero, so that environments with negative returns
-    work too. Falls back to the final policy if it is no better than random.
+    work too. Snapshots up to `learning_starts` are of the untrained actor: their deterministic action is near
+    zero, which scores high where standing still earns a survival bonus (Ant-v4: ~1,000 a step-limited episode),
+    so they are never the medium policy. Falls back to the final policy if it is no better than random.
     """
     threshold = random_return + fraction * (evals[-1].return_mean - random_return)
     for i, row in enumerate(evals):
-        if row.return_mean >= threshold:
+        if row.step > learning_starts and row.return_mean >= threshold:
             return i
     return len(evals) - 1
 
