@@ -3,12 +3,20 @@
 import argparse
 import sys
 
+from lom.agents import REGISTRY, agent_config, flag_prefix  # loads no torch, so --help and --print_run_dir stay fast
 from lom.cli import build_parser, config_from_args, parse_seeds, run_cli
 from lom.errors import LOMError
 
 
-def parser() -> argparse.ArgumentParser:
-    flags = build_parser("train.py", "Train LOM (or a baseline) on an offline dataset, evaluate it, save the run.")
+def agent_flags() -> dict[str, tuple[str, type]]:
+    """Each baseline's flag prefix and config (lom/agents/configs.py)."""
+    return {name: (flag_prefix(name), config) for name, (_, config) in REGISTRY.items() if config is not None}
+
+
+def parser(agent: str | None = None) -> argparse.ArgumentParser:
+    """train.py's flags; `agent`: --help lists the common flags and that agent's own (None: every agent's)."""
+    flags = build_parser("train.py", "Train LOM (or a baseline) on an offline dataset, evaluate it, save the run. "
+                         "`--agent IQL --help` lists IQL's own flags.", agent_flags(), agent)
     flags.add_argument("--seeds", default=None,
                        help="train several seeds in one process as one stacked model, e.g. 0,1,2 or 0-4 (instead of "
                             "--seed); each seed writes, locks and resumes the run folder --seed would give it")
@@ -20,8 +28,11 @@ def parser() -> argparse.ArgumentParser:
 def main() -> None:
     import dataclasses
 
-    args = parser().parse_args()
-    cfg = config_from_args(args)
+    chosen = argparse.ArgumentParser(add_help=False)
+    chosen.add_argument("--agent", default=None)
+    args = parser(chosen.parse_known_args()[0].agent).parse_args()
+    cfg = config_from_args(args, agent_flags())
+    agent_config(cfg)  # a bad --iql_... value fails here, in one line, before any run folder is touched
     if args.seeds is not None and any(arg == "--seed" or arg.startswith("--seed=") for arg in sys.argv[1:]):
         raise LOMError("--seed and --seeds name the seeds twice: give one of them")
     seeds = parse_seeds(args.seeds) if args.seeds is not None else (cfg.seed,)

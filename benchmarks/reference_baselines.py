@@ -60,8 +60,8 @@ EVAL_SEED_STRIDE = 10_000
 DIAGNOSTIC_EVERY = 1_000
 DIAGNOSTIC_ROWS = 100 * 256
 DIAGNOSTIC_SEED = 12345
-# Each paper's settings, named as d3rlpy names them (both are also lom's, lom/config.py IQLHyperParams and
-# TD3BCHyperParams); IQL's actor additionally decays its learning rate on a cosine over the run's steps.
+# Each paper's settings, named as d3rlpy names them (both are also lom's, lom/agents/configs.py IQLConfig and
+# TD3BCConfig); IQL's actor additionally decays its learning rate on a cosine over the run's steps.
 REFERENCE_SETTINGS = {
     "IQL": {"actor_learning_rate": 3e-4, "critic_learning_rate": 3e-4, "batch_size": 256, "gamma": 0.99,
             "tau": 0.005, "n_critics": 2, "expectile": 0.7, "weight_temp": 3.0, "max_weight": 100.0},

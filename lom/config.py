@@ -7,7 +7,7 @@ left open from the dataset's schedule and the preset (`preset_for`), and the res
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -221,64 +221,150 @@ RETURN_RANGE_TARGET = 1000.0
 LOCOMOTION_ENVS = ("HalfCheetah", "Hopper", "Walker2d")
 # The agents `--agent` accepts; lom.agents.AGENTS maps each name to its class (config sits below the agents; a test
 # keeps the two equal).
-AGENT_NAMES = ("LOM", "BC", "IQL", "TD3BC")
+AGENT_NAMES = ("LOM", "BC", "IQL", "TD3BC", "MDN")
+# The agents that fit LOM's behaviour mixture, and so read its settings (N, the mixture's width, rate and batch).
+MIXTURE_AGENTS = ("LOM", "MDN")
+
+
+def per_dataset(name: str) -> str:
+    """"(default: X; <dataset>: Y)" for a schedule field's help, read from SCHEDULES."""
+    default = getattr(PAPER_SCHEDULE, name)
+    exceptions = "".join(f"; {dataset}: {getattr(schedule, name):,}" for dataset, schedule in SCHEDULES.items()
+                         if getattr(schedule, name) != default)
+    return f"(default: {default:,}{exceptions})"
+
+
+def flag(default, help: str, lom: bool = False):
+    """A config field that is also a command-line flag: `help` is its --help line; `lom`: a setting only LOM reads
+    (other agents record it but do not use it)."""
+    return dataclasses.field(default=default, metadata={"help": help, "lom": lom})
 
 
 @dataclass
 class TrainConfig:
     """Everything one run needs. `None` means "take the dataset's default" (see `resolve`)."""
 
-    env_name: str = "multimodal-fork-v0"
-    dataset_path: str | None = None
-    agent: str = "LOM"
-    preset: str = "lom"
-    seed: int = 0
-    training_steps: int | None = None
-    gmm_steps: int | None = None
-    gmm_path: str | None = None
-    eval_every: int | None = None
-    eval_episodes: int = 10
-    checkpoint_every: int = 50_000
-    log_every: int = 1_000
+    env_name: str = flag(
+        "multimodal-fork-v0",
+        "dataset to train on: a D4RL name (e.g. halfcheetah-medium-replay-v2, any case), multimodal-fork-v0 (built in,"
+        " the default), minari:<dataset id>, or with --dataset_path a gymnasium env id")
+    dataset_path: str | None = flag(
+        None,
+        "train on this D4RL-format HDF5 file instead of downloading (--env_name names its env)")
+    agent: str = flag(
+        "LOM", "LOM, or a baseline: BC, IQL, TD3BC, MDN (LOM's mixture acting with its heaviest component)")
+    preset: str = flag(
+        "lom",
+        "LOM's method and default values: lom (ours: expectile critic, weight against V(s), rewards scaled by the "
+        "return range, β 0.1, support floor 0.05; one rule for every dataset) or paper (the authors' released agent: "
+        "sarsa critic, weight against Q(s, π(s)), unscaled rewards, no floor, the paper's row for the dataset, or for "
+        "the env and kind a file records in metadata/; config.json's preset_row names it); LOM-paper run folders hold "
+        "the latter; every flag below still overrides", lom=True)
+    seed: int = flag(0, "random seed; a CPU run with the same seed and number of threads is repeatable bit for bit")
+    training_steps: int | None = flag(None, f"main training steps {per_dataset('training_steps')}")
+    gmm_steps: int | None = flag(
+        None,
+        f"LOM: behaviour-mixture pre-training steps {per_dataset('gmm_steps')}", lom=True)
+    gmm_path: str | None = flag(
+        None,
+        "LOM: load a trained behaviour mixture (a run's gmm.pt) instead of pre-training", lom=True)
+    eval_every: int | None = flag(None, f"evaluate every this many training steps {per_dataset('eval_every')}")
+    eval_episodes: int = flag(10, "episodes per evaluation, run in parallel")
+    checkpoint_every: int = flag(50_000, "write checkpoint.pt every this many steps (and always at the end)")
+    log_every: int = flag(1_000, "read losses back from the device (and check them for NaN) every this many steps")
     # LOM's method choices and per-dataset values (None: from the preset, see `preset_for`).
-    critic: str | None = None
-    mode_net: str = "multihead"
-    weight_baseline: str | None = None
-    weight_rule: str | None = None
-    rms_beta: float = RMS_BETA
-    ess_fraction: float = ESS_FRACTION
-    expectile: float = 0.7
-    num_components: int | None = None
-    num_critics: int | None = None
-    beta: float | None = None
-    ac_rand: float | None = None
-    smooth_noise: float | None = None
-    weight_clip: float | None = None
-    min_component_weight: float | None = None
+    critic: str | None = flag(
+        None,
+        "LOM's critic: expectile (IQL-style) or sarsa (the authors' ensemble with next actions) (default: from "
+        "--preset)", lom=True)
+    mode_net: str = flag(
+        "multihead",
+        "LOM's mode-value network: multihead (one output per component) or onehot (the authors' form)", lom=True)
+    weight_baseline: str | None = flag(
+        None,
+        "LOM's imitation weight exp(β·(Q(s, a*) − b(s))) compares with b = value: the expectile critic's V(s), or "
+        "policy: Q(s, π(s)) (the authors' rule) (default: from --preset)", lom=True)
+    weight_rule: str | None = flag(
+        None,
+        "how LOM's imitation weight ω is made from the gap g = Q(s, a*) − b(s), each rule capped at C: fixed: "
+        "exp(β·g)"
+        " (the paper's; β in units of 1/reward), rms: exp(rms_beta · g / c), c² a running mean of g² (MARWIL's "
+        "normalisation), or ess: n·softmax(λ·g) over the batch, λ set so the weights' effective sample size is "
+        "ess_fraction of the batch; rms and ess do not change when rewards are scaled (default: from --preset; fixed "
+        "under both until a study picks)", lom=True)
+    rms_beta: float = flag(
+        RMS_BETA,
+        "--weight_rule rms: β applied to the gap over its running root-mean-square", lom=True)
+    ess_fraction: float = flag(
+        ESS_FRACTION,
+        "--weight_rule ess: the weights' effective sample size (Σω)²/Σω² as a fraction of the batch, in (0, 1); 1 "
+        "is "
+        "uniform weights", lom=True)
+    expectile: float = flag(0.7, "expectile τ of the expectile critic", lom=True)
+    num_components: int | None = flag(None, "N, mixture components (default: from --preset and the dataset)", lom=True)
+    num_critics: int | None = flag(None, "K, critic ensemble size (default: from --preset and the dataset)", lom=True)
+    beta: float | None = flag(
+        None,
+        "β, inverse temperature of LOM's imitation weight (default: from --preset and the dataset)", lom=True)
+    ac_rand: float | None = flag(
+        None,
+        "std of noise added to the selected component's action (default: from --preset and the dataset)", lom=True)
+    smooth_noise: float | None = flag(
+        None,
+        "std of the sarsa critic's target smoothing noise (default: from --preset and the dataset)", lom=True)
+    weight_clip: float | None = flag(
+        None,
+        "C, upper clip of LOM's imitation weight (default: from --preset and the dataset)", lom=True)
+    min_component_weight: float | None = flag(
+        None,
+        "LOM: only components with at least this mixture weight at a state compete for k*(s) (default: from --preset; "
+        "0 = the paper's rule)", lom=True)
     # Optimisation settings; `None`: from the dataset's schedule.
-    discount: float | None = None
-    normalise: bool = True
-    reward_scaling: str = "auto"
-    tau: float = 0.005
-    gmm_batch_size: int | None = None
-    critic_batch_size: int = 256
-    mode_batch_size: int | None = None
-    actor_batch_size: int = 256
-    hidden_width: int | None = None
-    gmm_hidden_width: int | None = None
-    gmm_lr: float = 1e-3
-    critic_lr: float = 3e-4
-    mode_lr: float = 1e-3
-    actor_lr: float = 1e-3
+    discount: float | None = flag(None, f"discount factor γ {per_dataset('discount')}")
+    normalise: bool = flag(True, "standardise states with the dataset's mean and std (1/0)")
+    reward_scaling: str = flag(
+        "auto",
+        "auto (return_range for IQL on HalfCheetah/Hopper/Walker2d data, for LOM what --preset says; else none), "
+        "return_range (rewards × 1000 / (highest − lowest episode return)) or none")
+    tau: float = flag(0.005, "Polyak averaging rate of target networks")
+    gmm_batch_size: int | None = flag(
+        None,
+        f"batch size of behaviour-mixture pre-training {per_dataset('gmm_batch_size')}", lom=True)
+    critic_batch_size: int = flag(256, "LOM critic batch size", lom=True)
+    mode_batch_size: int | None = flag(
+        None,
+        f"LOM mode-value batch size, in states, each scored for every component {per_dataset('mode_batch_size')}",
+        lom=True)
+    actor_batch_size: int = flag(256, "LOM actor batch size", lom=True)
+    hidden_width: int | None = flag(
+        None,
+        f"units per hidden layer (two layers) of every agent's actor and critics and of LOM's mode-value network "
+        f"{per_dataset('hidden_width')}")
+    gmm_hidden_width: int | None = flag(
+        None,
+        f"units per hidden layer (two layers) of LOM's behaviour mixture {per_dataset('gmm_hidden_width')}", lom=True)
+    gmm_lr: float = flag(1e-3, "Adam learning rate of the behaviour mixture", lom=True)
+    critic_lr: float = flag(3e-4, "Adam learning rate of LOM's critic", lom=True)
+    mode_lr: float = flag(1e-3, "Adam learning rate of LOM's mode-value network", lom=True)
+    actor_lr: float = flag(1e-3, "Adam learning rate of LOM's actor", lom=True)
     # Where and how to run.
-    device: str = "auto"
-    compile: bool = False
-    cuda_graphs: str = "auto"  # see CUDA_GRAPHS
-    resume: bool = False
-    log_path: str = "runs"
-    project: str = "LOM"
-    group: str = "default"
-    enable_wandb: bool = False
+    device: str = flag("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    compile: bool = flag(False, "torch.compile the networks (1/0)")
+    cuda_graphs: str = flag(
+        "auto",
+        "capture each training step once as CUDA graphs and replay it: auto (on for CUDA devices), 1 (CUDA only) or 0 "
+        "(eager steps)")
+    resume: bool = flag(
+        False,
+        "continue the run in the run folder from its last checkpoint (starts fresh if there is none)")
+    log_path: str = flag("runs", "root folder of run folders")
+    project: str = flag("LOM", "project name (run folder level, and the wandb project)")
+    group: str = flag("default", "group name (run folder level, and the wandb group)")
+    enable_wandb: bool = flag(False, "log to Weights & Biases (1/0); works offline with WANDB_MODE=offline")
+    # The chosen baseline's hyper-parameters set on the command line (--iql_beta 5 → {"beta": 5.0}), by field name
+    # of its config in lom/agents/configs.py; the rest keep that config's defaults.
+    agent_hp: dict = field(default_factory=dict)
+
 
     def resolve(self, dataset_name: str, action_dim: int | None = None, env_family: str | None = None,
                 kind: str | None = None) -> "TrainConfig":
@@ -289,7 +375,7 @@ class TrainConfig:
 
         if self.preset not in PRESETS:
             raise LOMError(f"--preset {self.preset!r} is unknown: choose one of {', '.join(PRESETS)}")
-        needs_n = (self.agent == "LOM" and self.preset == "lom" and self.num_components is None
+        needs_n = (self.agent in MIXTURE_AGENTS and self.preset == "lom" and self.num_components is None
                    and dataset_name not in PAPER_HYPERPARAMS)
         if needs_n and action_dim is None:
             raise LOMError(f"{dataset_name} has no row in the paper's table and its actions are not a flat vector, so "
@@ -373,36 +459,3 @@ class TrainConfig:
     @property
     def lom(self) -> LOMHyperParams:
         return LOMHyperParams(**{f.name: getattr(self, f.name) for f in dataclasses.fields(LOMHyperParams)})
-
-
-@dataclass(frozen=True)
-class BCHyperParams:
-    """Behaviour cloning: Gaussian policy fit by maximum likelihood on every dataset action."""
-
-    lr: float = 3e-4
-    batch_size: int = 256
-
-
-@dataclass(frozen=True)
-class IQLHyperParams:
-    """IQL's locomotion settings (Kostrikov et al., 2022)."""
-
-    expectile: float = 0.7
-    beta: float = 3.0
-    weight_clip: float = 100.0
-    num_critics: int = 2
-    lr: float = 3e-4
-    batch_size: int = 256
-
-
-@dataclass(frozen=True)
-class TD3BCHyperParams:
-    """TD3+BC's settings (Fujimoto & Gu, 2021)."""
-
-    alpha: float = 2.5
-    policy_noise: float = 0.2
-    noise_clip: float = 0.5
-    policy_delay: int = 2
-    num_critics: int = 2
-    lr: float = 3e-4
-    batch_size: int = 256

@@ -31,7 +31,10 @@ def finished(tmp_path_factory):
     (["--device", "cuda:1"], "error: --device cuda:1 asked for, but PyTorch sees no CUDA GPU; use --device cpu"),
     (["--cuda_graphs", "1"], "error: --cuda_graphs 1 needs a CUDA device, but this run trains on cpu: use "
                              "--cuda_graphs auto or 0, or --device cuda"),
-], ids=["gpu", "cuda", "cuda1", "cuda_graphs"])
+    (["--bc_lr", "-1"], "error: --bc_lr must be at least 0, got -1.0"),
+    (["--iql_beta", "5"], "error: --iql_beta is IQL's hyper-parameter, but this run trains BC: add --agent IQL or "
+                          "drop the flag"),
+], ids=["gpu", "cuda", "cuda1", "cuda_graphs", "bad_agent_value", "other_agents_flag"])
 def test_a_bad_device_flag_leaves_a_finished_run_untouched(flags, message, finished):
     root, args, environment = finished
     before = snapshot(root / "runs")

@@ -3,8 +3,8 @@ through others, and the layers only import downward, bottom first:
   foundations (errors, io, run_folder, config, cli, seeds, devices, networks)
   → data (with the fork's world, behaviour and dataset) → envs (with the fork's env) → agents → training
   → tools (evaluate, export, collect, the fork's figure) → sweep → report.
-Also: at most MAX_TOP_MODULES modules directly under lom/, the torch-free modules load no torch, and the agents'
-registry and config's list of agent names agree."""
+Also: at most MAX_TOP_MODULES modules directly under lom/, the torch-free modules load no torch (the agents'
+registry among them), and the agents' registry and config's list of agent names agree."""
 
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ LAYERS = (
     ("lom.report",),
 )
 MAX_TOP_MODULES = 10
-# Modules the sweep and the report load (or that they are meant to be able to load) without torch.
-TORCH_FREE = ("lom.run_folder", "lom.sweep.__main__", "lom.report.cli")
+# Modules the sweep and the report load (or that they are meant to be able to load) without torch; lom.agents: the
+# registry and configs train.py builds its flags from.
+TORCH_FREE = ("lom.run_folder", "lom.sweep.__main__", "lom.report.cli", "lom.agents")
 
 
 def module_files() -> dict[str, Path]:

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from lom.config import RETURN_RANGE_TARGET, IQLHyperParams, TD3BCHyperParams, TrainConfig
+from lom.agents.configs import IQLConfig, TD3BCConfig
+from lom.config import RETURN_RANGE_TARGET, TrainConfig
 from lom.data import load_transitions, resolve_dataset
 from lom.data.batches import ObservationNormalizer
 from lom.data.transitions import return_range_scale
@@ -102,7 +103,7 @@ def test_td3bc_rewards_are_unscaled(tiny):
 
 
 def test_reference_settings_are_lom_settings():
-    iql, td3bc = IQLHyperParams(), TD3BCHyperParams()
+    iql, td3bc = IQLConfig(), TD3BCConfig()
     cfg = TrainConfig()
     s = rb.REFERENCE_SETTINGS["IQL"]
     assert (s["expectile"], s["weight_temp"], s["max_weight"], s["n_critics"]) == (

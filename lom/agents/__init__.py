@@ -1,26 +1,76 @@
-"""Agents: LOM and the baselines it is compared with, all behind one interface (`Agent`)."""
+"""Agents: LOM and the baselines it is compared with, all behind one interface (`lom.agents.base.Agent`).
+
+The registry: each agent's name, the module holding its class (`<name>Agent`, imported when first used) and, for the
+baselines, its config in lom/agents/configs.py. Adding an agent is its module plus one line here. Importing this
+package loads no torch, so the command line can read the configs without it.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+import importlib
+from typing import TYPE_CHECKING, Sequence
 
-from lom.agents.base import Agent
-from lom.agents.bc import BCAgent
-from lom.agents.iql import IQLAgent
-from lom.agents.lom import LOMAgent
-from lom.agents.td3bc import TD3BCAgent
+from lom.agents.configs import BCConfig, IQLConfig, TD3BCConfig, check
 from lom.config import TrainConfig
 from lom.errors import LOMError
 
-# Keyed by each class's own `name`; config.AGENT_NAMES lists the same names, in this order, for the flags (config
-# sits below the agents and loads no torch): tests/test_layout.py checks that the two agree.
-AGENTS: dict[str, type[Agent]] = {agent.name: agent for agent in (LOMAgent, BCAgent, IQLAgent, TD3BCAgent)}
+if TYPE_CHECKING:
+    from lom.agents.base import Agent
+
+# name: (module, config class or None when the agent's settings are TrainConfig's own: LOM's, and MDN's, which
+# are LOM's mixture settings)
+REGISTRY: dict[str, tuple[str, type | None]] = {
+    "LOM": ("lom.agents.lom", None),
+    "BC": ("lom.agents.bc", BCConfig),
+    "IQL": ("lom.agents.iql", IQLConfig),
+    "TD3BC": ("lom.agents.td3bc", TD3BCConfig),
+    "MDN": ("lom.agents.mdn", None),
+}
+
+
+def agent_class(name: str) -> type[Agent]:
+    if name not in REGISTRY:
+        raise LOMError(f"unknown agent {name!r}: choose one of {', '.join(REGISTRY)}")
+    return getattr(importlib.import_module(REGISTRY[name][0]), f"{name}Agent")
+
+
+def flag_prefix(name: str) -> str:
+    """How an agent's hyper-parameters are spelled on the command line: --iql_beta, --td3bc_alpha, --bc_lr."""
+    return name.lower()
+
+
+def agent_config(cfg: TrainConfig):
+    """The typed config of `cfg.agent`, from its defaults and `cfg.agent_hp`; refuses unknown names and bad values."""
+    config_class = REGISTRY[cfg.agent][1] if cfg.agent in REGISTRY else None
+    if config_class is None:
+        if cfg.agent_hp:
+            raise LOMError(f"{cfg.agent} takes no agent_hp ({', '.join(cfg.agent_hp)}): its settings are train.py's "
+                           "own flags")
+        return None
+    fields = set(config_class.__dataclass_fields__)
+    unknown = sorted(set(cfg.agent_hp) - fields)
+    if unknown:
+        raise LOMError(f"{cfg.agent} has no hyper-parameter {', '.join(unknown)}: it has {', '.join(sorted(fields))}")
+    config = config_class(**cfg.agent_hp)
+    check(config, flag_prefix(cfg.agent))
+    return config
 
 
 def make_agent(cfg: TrainConfig, obs_dim: int, act_dim: int, capturable: bool = False,
                seeds: Sequence[int] | None = None) -> Agent:
     """The agent `cfg` names, as one stacked model of `seeds` (default: cfg.seed alone; lom/seeds.py);
     `capturable`: with optimisers a CUDA graph can replay (lom/training/captured_steps.py)."""
-    if cfg.agent not in AGENTS:
-        raise LOMError(f"unknown agent {cfg.agent!r}: choose one of {', '.join(AGENTS)}")
-    return AGENTS[cfg.agent](obs_dim, act_dim, cfg, capturable=capturable, seeds=seeds or (cfg.seed,))
+    cls, config = agent_class(cfg.agent), agent_config(cfg)
+    extra = {} if config is None else {"hp": config}
+    return cls(obs_dim, act_dim, cfg, capturable=capturable, seeds=seeds or (cfg.seed,), **extra)
+
+
+def __getattr__(name: str):
+    """`Agent` and `AGENTS` (name → class) load the agents, and with them torch, only when asked for."""
+    if name == "Agent":
+        from lom.agents.base import Agent
+
+        return Agent
+    if name == "AGENTS":
+        return {agent: agent_class(agent) for agent in REGISTRY}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

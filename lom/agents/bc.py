@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from lom.agents.base import Agent, Losses, gradient_step
-from lom.config import BCHyperParams, TrainConfig
+from lom.agents.configs import BCConfig
+from lom.config import TrainConfig
 from lom.data.batches import DeviceDataset
 from lom.networks import GaussianActor
 from lom.seeds import seed_mean
@@ -14,7 +15,7 @@ from lom.seeds import seed_mean
 class BCAgent(Agent):
     name = "BC"
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, hp: BCHyperParams = BCHyperParams(),
+    def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, hp: BCConfig = BCConfig(),
                  capturable: bool = False, seeds=None):
         super().__init__(seeds)
         self.hp = hp

@@ -10,7 +10,8 @@ import torch
 
 from lom.agents.base import Agent, Losses, gradient_step
 from lom.agents.critics import ExpectileCritic
-from lom.config import IQLHyperParams, TrainConfig
+from lom.agents.configs import IQLConfig
+from lom.config import TrainConfig
 from lom.data.batches import Batch, DeviceDataset
 from lom.networks import CosineDecay, GaussianActor, adam
 from lom.seeds import seed_mean
@@ -19,7 +20,7 @@ from lom.seeds import seed_mean
 class IQLAgent(Agent):
     name = "IQL"
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, hp: IQLHyperParams = IQLHyperParams(),
+    def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, hp: IQLConfig = IQLConfig(),
                  capturable: bool = False, seeds=None):
         super().__init__(seeds)
         self.hp, gens = hp, self.rng.init_generators

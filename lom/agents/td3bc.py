@@ -9,7 +9,8 @@ import torch
 
 from lom.agents.base import Agent, CountsUpdates, Losses, gradient_step
 from lom.agents.critics import ensemble_td_loss
-from lom.config import TD3BCHyperParams, TrainConfig
+from lom.agents.configs import TD3BCConfig
+from lom.config import TrainConfig
 from lom.data.batches import Batch, DeviceDataset
 from lom.networks import DeterministicActor, QEnsemble, polyak_update
 from lom.seeds import seed_mean
@@ -18,7 +19,7 @@ from lom.seeds import seed_mean
 class TD3BCAgent(CountsUpdates, Agent):
     name = "TD3BC"
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, hp: TD3BCHyperParams = TD3BCHyperParams(),
+    def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, hp: TD3BCConfig = TD3BCConfig(),
                  capturable: bool = False, seeds=None):
         super().__init__(seeds)
         self.hp, self.discount, self.tau, gens = hp, cfg.discount, cfg.tau, self.rng.init_generators
