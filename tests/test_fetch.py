@@ -101,6 +101,15 @@ def test_the_best_mode_is_the_rarest_and_the_modes_are_worth_different_returns(n
     assert len(set(behaviour.MODE_PROBS)) == len(behaviour.MODE_PROBS)
 
 
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("weights", [None, behaviour.MODE_PROBS])
+def test_averaging_the_modes_reaches_no_zone(name, weights):
+    env = world.MultimodalFetchEnv(name)
+    episode = behaviour.run_episode(env, behaviour.mean_of_modes_policy(env.task, weights), reset_seed=50)
+    assert episode.zone == world.NO_ZONE and episode.total == 0.0
+    env.close()
+
+
 def test_standing_still_reaches_no_zone_and_the_observation_hides_the_mode():
     """No zone at the start; and the start observations of two episodes from one reset seed are the same whichever
     mode then runs (the mode is not in the state)."""

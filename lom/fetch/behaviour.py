@@ -94,6 +94,15 @@ def demonstrator(task: world.FetchTask, mode: int, rng: np.random.Generator, noi
     return act
 
 
+def mean_of_modes_policy(task: world.FetchTask, weights=None) -> Policy:
+    """The weighted (default: equal) average of the noise-free modes' actions: what a unimodal imitator of the
+    whole dataset drifts toward. In every task it reaches no zone."""
+    weights = np.full(len(task.zones), 1 / len(task.zones)) if weights is None else np.asarray(weights) / sum(weights)
+    controller = MODE_ACTIONS[task.fetch]
+    return lambda obs: np.clip(sum(w * controller(obs, task, k) for k, w in enumerate(weights)), -1.0,
+                               1.0).astype(np.float32)
+
+
 def uniform_policy(rng: np.random.Generator) -> Policy:
     return lambda obs: rng.uniform(-1.0, 1.0, 4).astype(np.float32)
 
