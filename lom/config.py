@@ -79,9 +79,14 @@ PAPER_KIND_ROWS = {kind: _kind_row(kind) for kind in D4RL_KINDS}
 # The built-in benchmark's own row: N = 4, one component per behaviour (why: docs/method.md, "Where the defaults come
 # from").
 PAPER_HYPERPARAMS["multimodal-fork-v0"] = _hp(1, 4, 5, 0.0, 0.2, 50, min_w=0.05)
-# The built-in benchmark's row is its own, not the paper's: both presets use it whole, on unscaled rewards (its
-# reward is a single 0/1 at a gap, so there is no return range to speak of).
-BUILTIN_ROWS = ("multimodal-fork-v0",)
+# The Fetch datasets (lom/fetch): like the fork, a reward of at most 1 paid once, at one of three goals, so they take
+# the fork's row (N = 4: one component per behaviour and one spare).
+FETCH_DATASETS = ("fetch-reach-multimodal-v0", "fetch-push-multimodal-v0", "fetch-pickandplace-multimodal-v0")
+for _name in FETCH_DATASETS:
+    PAPER_HYPERPARAMS[_name] = PAPER_HYPERPARAMS["multimodal-fork-v0"]
+# The built-in benchmarks' rows are their own, not the paper's: both presets use them whole, on unscaled rewards
+# (a single reward of at most 1 at the end, so there is no return range to speak of).
+BUILTIN_ROWS = ("multimodal-fork-v0", *FETCH_DATASETS)
 
 # `--preset` picks LOM's method and the values `None` fields take; every flag still overrides.
 #   paper: the authors' released agent: sarsa critic, imitation weight against Q(s, π(s)), unscaled rewards, every
@@ -192,6 +197,9 @@ PAPER_SCHEDULE = Schedule()
 SCHEDULES: dict[str, Schedule] = {
     "multimodal-fork-v0": Schedule(training_steps=5_000, gmm_steps=2_000, eval_every=500, hidden_width=192,
                                    mode_batch_size=512, discount=0.9),
+    # The Fetch tasks: episodes of at most 50 steps, so γ = 0.95; about 10 CPU-minutes for a LOM run.
+    **dict.fromkeys(FETCH_DATASETS, Schedule(training_steps=10_000, gmm_steps=3_000, eval_every=1_000,
+                                             hidden_width=192, mode_batch_size=512, discount=0.95)),
 }
 
 

@@ -1,8 +1,8 @@
 """The package's import graph, read from the source (imports inside functions included): no module imports itself
 through others, and the layers only import downward, bottom first:
   foundations (errors, io, run_folder, config, cli, seeds, devices, networks)
-  → data (with the fork's world, behaviour and dataset) → envs (with the fork's env) → agents → training
-  → tools (evaluate, export, collect, the fork's figure) → sweep → report.
+  → data (with the fork's and the Fetch tasks' world, behaviour and dataset) → envs (with their envs) → agents
+  → training → tools (evaluate, export, collect, the fork's figure, the Fetch modes table) → sweep → report.
 Also: at most MAX_TOP_MODULES modules directly under lom/, the torch-free modules load no torch (the agents'
 registry among them), and the agents' registry and config's list of agent names agree."""
 
@@ -17,11 +17,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "lom"
 # Each layer is a tuple of module prefixes; a module belongs to the layer of the longest prefix that matches it.
 LAYERS = (
     ("lom.errors", "lom.io", "lom.run_folder", "lom.config", "lom.cli", "lom.seeds", "lom.devices", "lom.networks"),
-    ("lom.data", "lom.fork"),
-    ("lom.envs", "lom.fork.env"),
+    ("lom.data", "lom.fork", "lom.fetch"),
+    ("lom.envs", "lom.fork.env", "lom.fetch.env"),
     ("lom.agents",),
     ("lom.training",),
-    ("lom.evaluate", "lom.export", "lom.collect", "lom.fork.plot"),
+    ("lom.evaluate", "lom.export", "lom.collect", "lom.fork.plot", "lom.fetch.modes"),
     ("lom.sweep",),
     ("lom.report",),
 )

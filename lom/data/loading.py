@@ -10,6 +10,7 @@ from lom.data.minari_source import load_minari_transitions
 from lom.data.transitions import build_transitions
 from lom.data.types import DatasetSpec, Transitions
 from lom.errors import LOMError
+from lom.fetch import dataset as fetch_dataset
 from lom.fork import dataset as fork_dataset
 
 
@@ -27,6 +28,8 @@ def dataset_file(spec: DatasetSpec, progress: bool = True) -> Path:
         return ensure_dataset_file(spec, progress)
     if spec.source == "file":
         return Path(spec.path)
+    if spec.source == "builtin" and spec.name in fetch_dataset.DATASET_NAMES:
+        return fetch_dataset.dataset_path(spec.name, progress=progress)
     if spec.source == "builtin":
         return fork_dataset.fork_dataset_path()
     raise LOMError(f"dataset {spec.name} has unknown source '{spec.source}' — use one from lom.data.resolve_dataset")

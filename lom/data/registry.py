@@ -1,4 +1,5 @@
-"""Dataset names -> DatasetSpec: the 18 D4RL locomotion v2 datasets, the built-in fork, Minari ids and files."""
+"""Dataset names -> DatasetSpec: the 18 D4RL locomotion v2 datasets, the built-in fork and Fetch datasets, Minari ids
+and files."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from lom.data.d4rl_file import folder_message
 from lom.data.minari_source import MINARI_PREFIX, minari_mujoco_kind, resolve_minari
 from lom.data.types import RAW_RETURN_REFS, DatasetSpec
 from lom.errors import LOMError
+from lom.fetch import dataset as fetch_dataset
 from lom.fork import dataset as fork_dataset
 
 D4RL_URL_ROOT = "http://rail.eecs.berkeley.edu/datasets/offline_rl/gym_mujoco_v2"
@@ -27,7 +29,10 @@ D4RL_REFERENCES = {
     "walker2d": ("Walker2d-v4", 1.629008, 4592.3),
 }
 # Env ids of this package's own environments (registered with gymnasium by lom.envs), with their episode limits.
-BUILTIN_ENVS = {fork_dataset.ENV_ID: fork_dataset.MAX_EPISODE_STEPS}
+BUILTIN_ENVS = {
+    fork_dataset.ENV_ID: fork_dataset.MAX_EPISODE_STEPS,
+    **{fetch_dataset.world.TASKS[name].env_id: fetch_dataset.MAX_EPISODE_STEPS for name in fetch_dataset.DATASET_NAMES},
+}
 
 
 def _d4rl_spec(env: str, kind: str) -> DatasetSpec:
@@ -55,7 +60,8 @@ D4RL_DATASETS: dict[str, DatasetSpec] = {
 def resolve_dataset(env_name: str, dataset_path: str | None = None) -> DatasetSpec:
     """Turn a user-given dataset name (and optionally a D4RL-format HDF5 file) into a DatasetSpec.
 
-    Names: a D4RL locomotion v2 name (any case), `multimodal-fork-v0`, or `minari:<dataset id>`. With
+    Names: a D4RL locomotion v2 name (any case), `multimodal-fork-v0`, a Fetch dataset (`fetch-push-multimodal-v0`,
+    ...), or `minari:<dataset id>`. With
     `dataset_path`, the name may instead be a gymnasium env id; reference scores then come from the file.
     """
     name = env_name.strip()
@@ -98,7 +104,8 @@ def _minari_as_d4rl(spec: DatasetSpec) -> DatasetSpec:
 
 
 _NAMES_HELP = (
-    "use a D4RL locomotion name like halfcheetah-medium-v2, multimodal-fork-v0 or minari:<dataset id> "
+    "use a D4RL locomotion name like halfcheetah-medium-v2, multimodal-fork-v0, fetch-push-multimodal-v0 or "
+    "minari:<dataset id> "
     "(with a dataset file, a gymnasium env id like HalfCheetah-v4)"
 )
 
@@ -109,6 +116,8 @@ def _named_spec(name: str) -> DatasetSpec | None:
         return D4RL_DATASETS[key]
     if key == fork_dataset.DATASET_NAME.lower():
         return _builtin_fork_spec()
+    if key in fetch_dataset.DATASET_NAMES:
+        return _builtin_fetch_spec(key)
     return None
 
 
@@ -124,8 +133,21 @@ def _builtin_fork_spec() -> DatasetSpec:
     )
 
 
+def _builtin_fetch_spec(name: str) -> DatasetSpec:
+    ref_min, ref_max = fetch_dataset.REFERENCES[name]
+    return DatasetSpec(
+        name=name,
+        standard_name=name,
+        source="builtin",
+        env_id=fetch_dataset.world.TASKS[name].env_id,
+        ref_min_score=float(ref_min),
+        ref_max_score=float(ref_max),
+        max_episode_steps=int(fetch_dataset.MAX_EPISODE_STEPS),
+    )
+
+
 def _dataset_names() -> list[str]:
-    return [*D4RL_DATASETS, fork_dataset.DATASET_NAME]
+    return [*D4RL_DATASETS, fork_dataset.DATASET_NAME, *fetch_dataset.DATASET_NAMES]
 
 
 def _suggestions(name: str, candidates: list[str]) -> str:

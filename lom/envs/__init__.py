@@ -1,4 +1,4 @@
-"""Environment construction for evaluation: D4RL's MuJoCo tasks and the built-in multimodal fork."""
+"""Environment construction for evaluation: D4RL's MuJoCo tasks, the built-in multimodal fork and Fetch tasks."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from lom.data.minari_source import recover_minari_env
 from lom.data.types import DatasetSpec
 from lom.envs.mujoco_notices import hide_known_mujoco_notices
 from lom.errors import LOMError
+from lom.fetch import env as fetch
 from lom.fork import env as fork
 
 fork.register_env()
+fetch.register_envs()
 
 
 def make_env(spec: DatasetSpec, seed: int | None = None) -> gymnasium.Env:

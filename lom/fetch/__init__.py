@@ -1,0 +1,4 @@
+"""Multimodal robot-arm benchmarks in gymnasium-robotics' Fetch scenes (Reach, Push, PickAndPlace): the tasks and
+their scoring wrapper (world), the scripted demonstrators (behaviour), the datasets, generated once and cached
+(dataset), their gymnasium envs (env), and `python -m lom.fetch.modes`, which prints each dataset's modes.
+docs/datasets.md describes them."""
