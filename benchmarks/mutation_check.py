@@ -179,8 +179,9 @@ MUTATIONS = [
              "self.ref_max_score\n", "the score divides by the maximum, not the range", (NUMBERS,)),
     Mutation("eval-counts-reset-episodes", "lom/training/evaluation.py", "returns += np.where(running, reward, 0.0)",
              "returns += reward", "vectorised returns include the episodes auto-reset envs start", (NUMBERS,)),
-    Mutation("eval-same-start", "lom/training/evaluation.py", "env.reset(seed=seed + i)", "env.reset(seed=seed)",
-             "sequential evaluation replays the first episode's start", (NUMBERS,)),
+    Mutation("eval-same-start", "lom/training/evaluation.py", "episode_seeds = [seed + i for",
+             "episode_seeds = [seed + 0 for", "every episode of a seed starts from the first episode's state",
+             (NUMBERS,)),
     # -- what is logged --
     Mutation("loss-window-shared-count", TRAINER, "reported.sum(0).tolist()", "[len(rows)] * len(self.names)",
              "a loss reported every other step (TD3+BC's actor) is averaged over every step: half its mean",
