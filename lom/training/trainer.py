@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lom.agents import Agent, make_agent
-from lom.config import RETURN_RANGE_TARGET, WEIGHT_RULE_NUMBERS, LOMHyperParams, TrainConfig, preset_for
+from lom.config import RETURN_RANGE_TARGET, TrainConfig, preset_for
 from lom.data import load_transitions, resolve_dataset
 from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.data.transitions import return_range_scale
@@ -38,14 +38,13 @@ from lom.seeds import slice_seed, stack_seeds
 from lom.training import captured_steps, checkpoint
 from lom.training.captured_steps import CapturedStep, use_cuda_graphs
 from lom.training.evaluation import evaluate_seeds
+from lom.training.resume import comparable_config, load_current
 from lom.training.run_lock import RunLock
 from lom.training.run_logging import RunLogger
 from lom.training.sizes import check_env_fit, check_mixture_fit, env_action_dim, load_mixture
 
 # Evaluation episodes use seeds far from the training seed's so that no two evaluations share an episode.
 EVAL_SEED_STRIDE = 10_000
-# Settings added after runs were first checkpointed: a checkpoint that does not record one ran with this value.
-SETTINGS_ADDED_LATER = {"weight_rule": "fixed"}
 STOP_EXIT_STATUS = {signal.SIGTERM: EXIT_STOPPED, signal.SIGUSR1: EXIT_STOPPED, signal.SIGINT: EXIT_INTERRUPTED}
 
 
@@ -276,7 +275,7 @@ class Trainer:
         if not any(found):
             return None
         # Loaded on the CPU: the RNG states must stay there; load_state_dict puts the rest on the device.
-        states = [checkpoint.load(path, map_location="cpu") if ok else None for path, ok in zip(paths, found)]
+        states = [load_current(path, c) if ok else None for path, ok, c in zip(paths, found, self.cfgs)]
         places = {seed: (st["progress"]["phase"], st["progress"]["step"]) if st else None
                   for seed, st in zip(self.seeds, states)}
         if len(set(places.values())) > 1:
@@ -288,12 +287,7 @@ class Trainer:
 
     def _restore(self, states: list[dict]) -> None:
         for c, run_dir, state in zip(self.cfgs, self.run_dirs, states):
-            if state.get("layout") != checkpoint.LAYOUT:
-                raise LOMError(f"--resume: {run_dir / CHECKPOINT} was written by a version of this "
-                               "code before networks had a seed axis; resume it with that version, or start the run "
-                               "again without --resume")
-            changed = sorted(k for k, v in self._comparable_config(c).items()
-                             if state["config"].get(k, SETTINGS_ADDED_LATER.get(k)) != v)
+            changed = sorted(k for k, v in comparable_config(c).items() if state["config"][k] != v)
             if changed:
                 raise LOMError(f"--resume: the run in {run_dir} was started with other values of "
                                f"{', '.join(changed)}; use the original flags, or another --group / --log_path for a "
@@ -304,26 +298,12 @@ class Trainer:
         self.metrics = [p.metrics for p in progress]
         self.wall_time_s = progress[0].wall_time_s
         for i, p in enumerate(progress):
-            pending = p.pending_losses
-            sums = dict(pending.get("sums", {}))
-            # Checkpoints written before losses were counted one by one hold one count for all of them.
-            counts = pending.get("counts") or {name: pending["count"] for name in sums if "count" in pending}
-            self.window.sums[i], self.window.counts[i] = sums, dict(counts)
+            self.window.sums[i], self.window.counts[i] = p.pending_losses["sums"], p.pending_losses["counts"]
         if self.phase == "train":
             self.agent.finish_pretraining(self.data)
         checkpoint.restore_rng(states[0]["rng"], self.device)
         self.agent.rng.load_states([state["rng"]["seed_stream"] for state in states])
         print(f"resumed from {self.phase} step {self.step}")
-
-    def _comparable_config(self, cfg: TrainConfig) -> dict:
-        """The settings that change a run's numbers (not where it runs or how it is logged)."""
-        ignored = {"resume", "device", "enable_wandb", "compile", "cuda_graphs", "log_every"}
-        if cfg.agent != "LOM":  # LOM's values are recorded for every agent, but only LOM's numbers use them
-            ignored |= {f.name for f in dataclasses.fields(LOMHyperParams)}
-            ignored |= {"weight_rule", *WEIGHT_RULE_NUMBERS.values()}
-        else:  # the numbers of the weight rules not in use
-            ignored |= {n for rule, n in WEIGHT_RULE_NUMBERS.items() if rule != cfg.weight_rule} - {"beta"}
-        return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignored}
 
     def save_checkpoint(self, name: str = CHECKPOINT) -> None:
         """Each seed's slice of the training state into its own run folder, all seeds as one set."""
@@ -334,7 +314,7 @@ class Trainer:
                                 {"sums": self.window.sums[i], "counts": self.window.counts[i]}, self.elapsed())
             states[run_dir / name] = {
                 "layout": checkpoint.LAYOUT,
-                "config": self._comparable_config(c),
+                "config": comparable_config(c),
                 "agent": slice_seed(agent_state, i),
                 "normalizer": self.normalizer.state_dict(),
                 "progress": dataclasses.asdict(progress),
@@ -505,7 +485,3 @@ def train(cfg: TrainConfig) -> dict:
     """Train cfg.seed alone; its results.json."""
     return Trainer(cfg).run()[0]
 
-
-def train_seeds(cfg: TrainConfig, seeds: Sequence[int]) -> list[dict]:
-    """Train `seeds` as one stacked model; each seed's results.json."""
-    return Trainer(cfg, seeds).run()
