@@ -65,7 +65,7 @@ from lom.io import write_json  # noqa: E402
 from lom.networks import DeterministicActor, OneSeed  # noqa: E402
 from lom.training.captured_steps import CapturedStep  # noqa: E402
 from lom.training.evaluation import evaluate, evaluate_seeds  # noqa: E402
-from lom.training.trainer import LossWindow  # noqa: E402
+from lom.training.loss_window import LossWindow  # noqa: E402
 from plain_paths import evaluate_one_by_one  # noqa: E402
 
 DATASET = "halfcheetah-full-replay-v2"
