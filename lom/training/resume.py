@@ -1,5 +1,5 @@
-"""What a checkpoint holds besides the networks, the seeds' checkpoints found and checked against this run (the one
-compatibility check: the layout and the settings), and a run restored from them."""
+"""The seeds' checkpoints: what one holds besides the networks (Progress), all saved as one set, found again, checked
+against this run (the one compatibility check, `load_current`, and the settings) and restored."""
 
 from __future__ import annotations
 
