@@ -69,7 +69,7 @@ def no_sync(steps: int) -> dict:
     from lom.agents import make_agent
     from lom.config import TrainConfig
     from lom.devices import select_device
-    from lom.training.trainer import LossWindow
+    from lom.training.loss_window import LossWindow
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import throughput

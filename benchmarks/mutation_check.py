@@ -50,7 +50,7 @@ class Mutation:
 CRITICS, IQL, TD3BC = "lom/agents/critics.py", "lom/agents/iql.py", "lom/agents/td3bc.py"
 LOM, BC, NETWORKS = "lom/agents/lom.py", "lom/agents/bc.py", "lom/networks.py"
 WEIGHTS = "lom/agents/weights.py"
-TRAINER, CAPTURED_STEPS = "lom/training/trainer.py", "lom/training/captured_steps.py"
+LOSS_WINDOW, CAPTURED_STEPS = "lom/training/loss_window.py", "lom/training/captured_steps.py"
 
 MUTATIONS = [
     # -- the expectile critic (IQL's, and LOM's default) --
@@ -179,10 +179,11 @@ MUTATIONS = [
              "self.ref_max_score\n", "the score divides by the maximum, not the range", (NUMBERS,)),
     Mutation("eval-counts-reset-episodes", "lom/training/evaluation.py", "returns += np.where(running, reward, 0.0)",
              "returns += reward", "vectorised returns include the episodes auto-reset envs start", (NUMBERS,)),
-    Mutation("eval-same-start", "lom/training/evaluation.py", "env.reset(seed=seed + i)", "env.reset(seed=seed)",
-             "sequential evaluation replays the first episode's start", (NUMBERS,)),
+    Mutation("eval-same-start", "lom/training/evaluation.py", "episode_seeds = [seed + i for",
+             "episode_seeds = [seed + 0 for", "every episode of a seed starts from the first episode's state",
+             (NUMBERS,)),
     # -- what is logged --
-    Mutation("loss-window-shared-count", TRAINER, "reported.sum(0).tolist()", "[len(rows)] * len(self.names)",
+    Mutation("loss-window-shared-count", LOSS_WINDOW, "reported.sum(0).tolist()", "[len(rows)] * len(self.names)",
              "a loss reported every other step (TD3+BC's actor) is averaged over every step: half its mean",
              ("tests/test_cuda_graphs.py",)),
     # -- stacked seeds --

@@ -49,7 +49,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+# Run from a checkout without installing; tests/ holds the plain evaluation ours is timed against.
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]
 
 from lom.agents import make_agent  # noqa: E402
 from lom.agents.lom import LOMAgent  # noqa: E402
@@ -64,7 +65,8 @@ from lom.io import write_json  # noqa: E402
 from lom.networks import DeterministicActor, OneSeed  # noqa: E402
 from lom.training.captured_steps import CapturedStep  # noqa: E402
 from lom.training.evaluation import evaluate, evaluate_seeds  # noqa: E402
-from lom.training.trainer import LossWindow  # noqa: E402
+from lom.training.loss_window import LossWindow  # noqa: E402
+from plain_paths import evaluate_one_by_one  # noqa: E402
 
 DATASET = "halfcheetah-full-replay-v2"
 TRANSITIONS, OBS_DIM, ACT_DIM = 1_000_000, 17, 6
@@ -280,8 +282,11 @@ def our_agent(cfg: TrainConfig, data: DeviceDataset, behaviour: LOMAgent | None 
     """Our LOM agent; with `behaviour` (an agent past pre-training), past pre-training too, sharing its mixture and
     per-row caches. Timing needs no trained mixture: the work per step is the same."""
     agent = LOMAgent(OBS_DIM, ACT_DIM, cfg, capturable=capturable).to(data.device)
-    if behaviour is not None:
-        agent.share_behaviour(behaviour)
+    if behaviour is not None:  # the caches are read-only from here on
+        agent.gmm.load_state_dict(behaviour.gmm.state_dict())
+        agent.gmm.requires_grad_(False)
+        agent.behaviour_cache, agent.log_weight_cache = behaviour.behaviour_cache, behaviour.log_weight_cache
+        agent.cache_offsets = behaviour.cache_offsets
     return agent
 
 
@@ -428,7 +433,8 @@ def evaluation_row(host: HostData, device: torch.device, repeats: int) -> Row:
     for r in range(repeats):
         for vectorized in (True, False) if r % 2 == 0 else (False, True):
             start = time.perf_counter()
-            evaluate(actor, normalizer, spec, EVAL_EPISODES, seed=r, device=device, vectorized=vectorized)
+            (evaluate if vectorized else evaluate_one_by_one)(actor, normalizer, spec, EVAL_EPISODES, seed=r,
+                                                              device=device)
             times[vectorized].append(time.perf_counter() - start)
     vec, seq = statistics.median(times[True]), statistics.median(times[False])
     row = Row("evaluation", f"evaluation, {EVAL_EPISODES} x {spec.max_episode_steps} steps (env steps/s)",

@@ -11,15 +11,15 @@ import torch
 
 from lom.agents import Agent, make_agent
 from lom.cli import OneLineParser, run_cli
-from lom.config import PAPER_SCHEDULE, TrainConfig
+from lom.config import TrainConfig
 from lom.data import resolve_dataset
 from lom.data.batches import ObservationNormalizer
 from lom.data.types import DatasetSpec
 from lom.devices import select_device
 from lom.errors import LOMError
 from lom.run_folder import CHECKPOINT, CONFIG
-from lom.training import checkpoint
 from lom.training.evaluation import evaluate
+from lom.training.resume import load_current
 
 
 @dataclass
@@ -44,16 +44,10 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
         raise LOMError(f"{run_dir} holds no {CHECKPOINT}: the run stopped before saving its networks;"
                        " run train.py with the same flags (add --resume) first")
     record = json.loads(config_path.read_text())
-    for width in ("hidden_width", "gmm_hidden_width"):  # runs recorded before widths were flags used the paper's
-        record.setdefault(width, getattr(PAPER_SCHEDULE, width))
-    record.setdefault("weight_rule", "fixed")  # runs recorded before --weight_rule existed weighed by the fixed rule
     cfg = TrainConfig(**{f.name: record[f.name] for f in dataclasses.fields(TrainConfig) if f.name in record})
     spec = resolve_dataset(cfg.env_name, cfg.dataset_path)
     torch_device = select_device(device)
-    state = checkpoint.load(run_dir / CHECKPOINT, map_location=torch_device)
-    if state.get("layout") != checkpoint.LAYOUT:
-        raise LOMError(f"{run_dir / CHECKPOINT} was written by a version of this code before networks "
-                       "had a seed axis; load it with that version (its commit is in git log), or train the run again")
+    state = load_current(run_dir / CHECKPOINT, cfg, map_location=torch_device)
     agent = make_agent(cfg, record["obs_dim"], record["act_dim"]).to(torch_device)
     agent.load_training_state(state["agent"])
     agent.eval()

@@ -25,7 +25,7 @@ from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.data.types import Transitions
 from lom.errors import LOMError
 from lom.training.captured_steps import CapturedStep, use_cuda_graphs
-from lom.training.trainer import LossWindow, NonFiniteLoss
+from lom.training.loss_window import LossWindow, NonFiniteLoss
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "captured_steps.py"
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="captured steps need a CUDA device")

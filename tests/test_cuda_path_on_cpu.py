@@ -126,15 +126,10 @@ def test_a_checkpoint_resumes_on_a_machine_with_more_fewer_or_no_gpus():
         assert restored[-1][1] == torch.device("cuda", 0) and torch.equal(restored[-1][0], saved_states[1])
         checkpoint.restore_rng(state, torch.device("cpu"))  # ... or on none
         assert len(restored) == 1
-        # A checkpoint that held every GPU's state: the device's own, or none when the saving machine had fewer.
-        every = {**state, "cuda": [saved_states[0]]}
-        checkpoint.restore_rng(every, torch.device("cuda", 0))
-        checkpoint.restore_rng(every, torch.device("cuda", 3))
-        assert len(restored) == 2 and torch.equal(restored[-1][0], saved_states[0])
         cpu_state = checkpoint.capture_rng(torch.device("cpu"))
         assert "cuda" not in cpu_state
         checkpoint.restore_rng(cpu_state, torch.device("cuda", 0))  # a CPU checkpoint resumed on a GPU
-        assert len(restored) == 2
+        assert len(restored) == 1
 
 
 # -- the emulator itself ----------------------------------------------------------------------------------------

@@ -7,9 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from plain_paths import UncachedLOMAgent
 
 from lom.agents.critics import ExpectileCritic, SarsaCritic, expectile_loss
-from lom.agents.lom import LOMAgent, imitation_weight
+from lom.agents.lom import LOMAgent
+from lom.agents.weights import imitation_weight
 from lom.config import LOM_BETA, LOM_MIN_COMPONENT_WEIGHT, PAPER_HYPERPARAMS, TrainConfig
 from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.data.types import Transitions
@@ -226,7 +228,8 @@ def test_cached_behaviour_gives_the_same_losses_as_the_plain_step():
     runs = []
     for cached in (True, False):
         torch.manual_seed(3)
-        agent = LOMAgent(3, 2, lom_config(num_components=4, critic="sarsa", weight_baseline="policy", ac_rand=0.2), cache_behaviour=cached)
+        make = LOMAgent if cached else UncachedLOMAgent
+        agent = make(3, 2, lom_config(num_components=4, critic="sarsa", weight_baseline="policy", ac_rand=0.2))
         for _ in range(5):
             agent.pretrain_step(data)
         agent.finish_pretraining(data)

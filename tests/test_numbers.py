@@ -14,6 +14,7 @@ import h5py
 import pytest
 import torch
 from d4rl_server import write_tiny_d4rl_file
+from plain_paths import evaluate_one_by_one
 from test_train import REPO, run_dir_of, train
 
 from lom.data import resolve_dataset
@@ -113,8 +114,9 @@ def test_vectorised_evaluation_equals_one_episode_at_a_time_when_episodes_end_at
         """The result, and the number of policy calls times states per call: steps summed over the episodes
         sequentially, the longest episode's steps times the number of episodes vectorised."""
         batch_sizes.clear()
-        result = evaluate(lambda obs: batch_sizes.append(len(obs)) or policy(obs), normalizer, spec, episodes=8,
-                          seed=3, device=torch.device("cpu"), vectorized=vectorized)
+        how = evaluate if vectorized else evaluate_one_by_one
+        result = how(lambda obs: batch_sizes.append(len(obs)) or policy(obs), normalizer, spec, episodes=8, seed=3,
+                     device=torch.device("cpu"))
         return result, sum(batch_sizes)
 
     (vectorised, padded_steps), (sequential, steps) = run(True), run(False)

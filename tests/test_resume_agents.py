@@ -4,6 +4,7 @@ bit; and a resume with a flag that changes the numbers is refused."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 
@@ -11,8 +12,11 @@ import pytest
 import torch
 from test_train import SMALL, TINY, env, metrics_without_time, run_dir_of, start_and_interrupt, train  # noqa: F401
 
+from lom.config import TrainConfig
+from lom.errors import LOMError
 from lom.run_folder import CHECKPOINT
 from lom.training import checkpoint
+from lom.training.resume import load_current
 
 # An odd checkpoint interval: a run resumed from step 55 is mid-way through TD3+BC's policy delay and the sarsa
 # critic's target interval, so a counter restored wrongly changes which steps update the actor or the targets.
@@ -125,3 +129,25 @@ def test_a_baseline_resumes_whatever_lom_values_the_config_now_resolves_to(env, 
         out = train([*args, "--resume", "--num_components", "7"], env)
         assert (out.returncode == 2 and "other values of num_components" in out.stderr) == refused, out.stderr
 
+
+
+def test_a_checkpoint_written_by_older_code_is_refused_in_one_line(env, tmp_path):
+    """Another layout, a setting the checkpoint does not record (one added since), or every GPU's RNG state: each is
+    refused by the one compatibility check, for --resume as for the tools that load a run."""
+    args = [*TINY, "--agent", "IQL", "--log_path", str(tmp_path)]
+    assert train(args, env).returncode == 0
+    path = run_dir_of(args, env) / CHECKPOINT
+    current = checkpoint.load(path)
+    record = json.loads((path.parent / "config.json").read_text())
+    cfg = TrainConfig(**{f.name: record[f.name] for f in dataclasses.fields(TrainConfig)})
+    assert load_current(path, cfg)["layout"] == checkpoint.LAYOUT
+    older = [{**current, "layout": 1},
+             {**current, "config": {k: v for k, v in current["config"].items() if k != "tau"}},
+             {**current, "rng": {**current["rng"], "cuda": [torch.zeros(8, dtype=torch.uint8)]}}]
+    for state in older:
+        checkpoint.save(path, state)
+        with pytest.raises(LOMError, match="written by an older version of this code: use that version"):
+            load_current(path, cfg)
+    refused = train([*args, "--resume"], env)
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 2 and len(lines) == 1 and "older version" in lines[0], refused.stderr

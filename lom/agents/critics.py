@@ -58,14 +58,12 @@ class TargetEnsembleCritic(nn.Module):
 
 class ExpectileCritic(TargetEnsembleCritic):
     def __init__(self, obs_dim: int, act_dim: int, members: int, expectile: float, discount: float, tau: float,
-                 lr: float, hidden=(256, 256), fast: bool = True, capturable: bool = False,
-                 generators: Generators = None):
+                 lr: float, hidden=(256, 256), capturable: bool = False, generators: Generators = None):
         super().__init__(obs_dim, act_dim, members, hidden, generators)
         self.v = mlp(obs_dim, hidden, 1, generators)
         self.expectile, self.discount, self.tau = expectile, discount, tau
         # V and Q losses touch disjoint parameters, so one Adam over both equals two separate ones.
-        self.optimizer = adam([*self.q.parameters(), *self.v.parameters()], lr, "fused" if fast else "loop",
-                              capturable)
+        self.optimizer = adam([*self.q.parameters(), *self.v.parameters()], lr, "fused", capturable)
 
     def state_value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.v(obs).squeeze(-1)
@@ -83,11 +81,11 @@ class ExpectileCritic(TargetEnsembleCritic):
 
 class SarsaCritic(CountsUpdates, TargetEnsembleCritic):
     def __init__(self, obs_dim: int, act_dim: int, members: int, smooth_noise: float, discount: float, tau: float,
-                 lr: float, target_every: int = 2, hidden=(256, 256), fast: bool = True, capturable: bool = False,
+                 lr: float, target_every: int = 2, hidden=(256, 256), capturable: bool = False,
                  generators: Generators = None):
         super().__init__(obs_dim, act_dim, members, hidden, generators)
         self.smooth_noise, self.discount, self.tau, self.target_every = smooth_noise, discount, tau, target_every
-        self.optimizer = adam(self.q.parameters(), lr, "fused" if fast else "loop", capturable)
+        self.optimizer = adam(self.q.parameters(), lr, "fused", capturable)
 
     @property
     def period(self) -> int:

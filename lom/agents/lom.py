@@ -22,7 +22,7 @@ from lom.data.batches import Batch, DeviceDataset
 from lom.errors import LOMError
 from lom.networks import (CPU_BLOCK_ROWS, MODE_VALUE_NETS, DeterministicActor, GaussianMixture, Generators, adam,
                           gmm_log_prob, sample_components)
-from lom.agents.weights import imitation_weight, make_weight_rule  # noqa: F401  (probes import the former here)
+from lom.agents.weights import make_weight_rule
 from lom.seeds import seed_mean
 
 # Rows per chunk when the frozen mixture is evaluated over the whole dataset on a GPU (on CPU: CPU_BLOCK_ROWS).
@@ -33,45 +33,40 @@ BEHAVIOUR_CACHE_MAX_BYTES = 4 * 2**30
 GATE_CLOSED_WEIGHT = 1e-3
 
 
-def make_critic(cfg: TrainConfig, obs_dim: int, act_dim: int, fast: bool = True, capturable: bool = False,
-                generators: Generators = None):
+def make_critic(cfg: TrainConfig, obs_dim: int, act_dim: int, capturable: bool = False, generators: Generators = None):
     hp = cfg.lom
     if cfg.critic == "expectile":
         return ExpectileCritic(obs_dim, act_dim, hp.num_critics, cfg.expectile, cfg.discount, cfg.tau, cfg.critic_lr,
-                               hidden=cfg.hidden, fast=fast, capturable=capturable, generators=generators)
+                               hidden=cfg.hidden, capturable=capturable, generators=generators)
     return SarsaCritic(obs_dim, act_dim, hp.num_critics, hp.smooth_noise, cfg.discount, cfg.tau, cfg.critic_lr,
-                       hidden=cfg.hidden, fast=fast, capturable=capturable, generators=generators)
+                       hidden=cfg.hidden, capturable=capturable, generators=generators)
 
 
 class LOMAgent(Agent):
-    """`cache_behaviour` and `fast` switch off the two kinds of speed-ups (for tests and measurements): the frozen
-    mixture's output cached per dataset row, and batched kernels (fused Adam; Q of many actions per state).
-    `capturable`: optimisers a CUDA graph can replay (lom/training/captured_steps.py). `seeds`: the stacked seeds
-    (lom/seeds.py)."""
+    """`capturable`: optimisers a CUDA graph can replay (lom/training/captured_steps.py). `seeds`: the stacked seeds
+    (lom/seeds.py). Two speed-ups change no number (tests/plain_paths.py checks them against plain steps): the frozen
+    mixture's output cached per dataset row, and batched kernels (fused Adam; Q of many actions per state)."""
 
     name = "LOM"
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, cache_behaviour: bool = True, fast: bool = True,
-                 capturable: bool = False, seeds=None):
+    def __init__(self, obs_dim: int, act_dim: int, cfg: TrainConfig, capturable: bool = False, seeds=None):
         super().__init__(seeds)
         hp, gens = cfg.lom, self.rng.init_generators
         self.cfg, self.hp = cfg, hp
         self.gmm = GaussianMixture(obs_dim, act_dim, hp.num_components, (cfg.gmm_hidden_width,) * 2, gens)
-        self.critic = make_critic(cfg, obs_dim, act_dim, fast=fast, capturable=capturable, generators=gens)
+        self.critic = make_critic(cfg, obs_dim, act_dim, capturable=capturable, generators=gens)
         self.mode_value = MODE_VALUE_NETS[cfg.mode_net](obs_dim, hp.num_components, cfg.hidden, gens)
         self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden, gens)
         self.weight_rule = make_weight_rule(cfg, self.seed_count)  # a module: the rms rule's running state is saved
-        kernel = "fused" if fast else "loop"
         self.optimizers = {
             # foreach, not fused, for the mixture: bit-identical to plain Adam, and pre-training is chaotic enough
             # (components merging or splitting) that a last-bit difference can change where it ends.
-            "gmm": adam(self.gmm.parameters(), cfg.gmm_lr, "foreach" if fast else "loop", capturable),
+            "gmm": adam(self.gmm.parameters(), cfg.gmm_lr, "foreach", capturable),
             "critic": self.critic.optimizer,
-            "mode_value": adam(self.mode_value.parameters(), cfg.mode_lr, kernel, capturable),
-            "actor": adam(self.actor.parameters(), cfg.actor_lr, kernel, capturable),
+            "mode_value": adam(self.mode_value.parameters(), cfg.mode_lr, "fused", capturable),
+            "actor": adam(self.actor.parameters(), cfg.actor_lr, "fused", capturable),
         }
         self.pretrain_steps = cfg.gmm_steps
-        self.cache_behaviour, self.fast = cache_behaviour, fast
         # (S·rows, 2, N, A) and (S·rows, N): every dataset row's component means and stds, and log-weights, under
         # each seed's mixture once it is frozen (seed s's rows first at s·rows).
         self.behaviour_cache: torch.Tensor | None = None
@@ -110,7 +105,7 @@ class LOMAgent(Agent):
         self.gmm.requires_grad_(False)
         n, a, seeds = self.hp.num_components, data.act_dim, self.seed_count
         cache_bytes = seeds * len(data) * n * (2 * a + 1) * 4  # means, stds and log-weights, float32
-        if not self.cache_behaviour or cache_bytes > BEHAVIOUR_CACHE_MAX_BYTES:
+        if cache_bytes > BEHAVIOUR_CACHE_MAX_BYTES:
             self.behaviour_cache = self.log_weight_cache = None
             return
         chunk = CPU_BLOCK_ROWS if data.device.type == "cpu" else BEHAVIOUR_CACHE_CHUNK
@@ -125,14 +120,6 @@ class LOMAgent(Agent):
         # Seed s's rows start at s·len(data) in the flattened caches.
         self.cache_offsets = torch.arange(seeds, device=data.device).mul_(len(data)).unsqueeze(1)
 
-    def share_behaviour(self, other: "LOMAgent") -> None:
-        """Take over another agent's frozen mixture and its per-row caches, e.g. to try several critics after one
-        pre-training without recomputing the caches (they are read-only from here on)."""
-        self.gmm.load_state_dict(other.gmm.state_dict())
-        self.gmm.requires_grad_(False)
-        self.behaviour_cache, self.log_weight_cache = other.behaviour_cache, other.log_weight_cache
-        self.cache_offsets = other.cache_offsets
-
     @torch.no_grad()
     def behaviour(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Means and stds (S, B, N, A) of every component at the batch's states, and their log-weights log w_k(s)
@@ -144,12 +131,8 @@ class LOMAgent(Agent):
         return self.gmm(batch.obs)
 
     def action_values(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """The critic's value of M actions per state, (S, B, M, A) -> (S, B, M); the plain path scores row by row."""
-        if self.fast:
-            return self.critic.action_values(obs, actions)
-        s, b, m, a = actions.shape
-        states = obs.unsqueeze(2).expand(s, b, m, obs.shape[-1]).reshape(s, b * m, -1)
-        return self.critic.value(states, actions.reshape(s, b * m, a)).view(s, b, m)
+        """The critic's value of M actions per state, (S, B, M, A) -> (S, B, M)."""
+        return self.critic.action_values(obs, actions)
 
     # -- phase 2: critic, mode value, actor ----------------------------------------------------------------------
     def train_step(self, data: DeviceDataset) -> Losses:

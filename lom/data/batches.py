@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from lom.data.transitions import return_range_scale
 from lom.data.types import Transitions
 from lom.seeds import SeedStreams
 
@@ -67,6 +68,17 @@ class DeviceDataset:
         self.done = put(transitions.terminals)
         self.size = len(transitions)
         self.obs_dim, self.act_dim = self.obs.shape[1], self.act.shape[1]
+        self.normalizer, self.reward_scale = normalizer, reward_scale
+
+    @classmethod
+    def prepared(cls, transitions: Transitions, device: torch.device, normalise: bool,
+                 return_range: float | None) -> "DeviceDataset":
+        """The transitions on `device` with their own state standardisation (`normalizer`: the dataset's mean and std,
+        or none) and, given `return_range`, rewards scaled so that the dataset's episode returns span it
+        (`reward_scale`)."""
+        normalizer = ObservationNormalizer.fit(transitions.observations, normalise).to(device)
+        reward_scale = return_range_scale(transitions, return_range) if return_range is not None else 1.0
+        return cls(transitions, normalizer, device, reward_scale)
 
     def __len__(self) -> int:
         return self.size

@@ -17,7 +17,7 @@ from lom.io import atomic_path
 from lom.run_folder import PROGRESS
 
 # The layout of an agent's state in a checkpoint: 2 since every network has a seed axis first (lom/seeds.py). A
-# checkpoint without it comes from older code and cannot resume here.
+# checkpoint without it comes from older code and is refused (lom/training/resume.py).
 LAYOUT = 2
 
 
@@ -37,8 +37,6 @@ def restore_rng(state: dict, device: torch.device) -> None:
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
     saved = state.get("cuda") if device.type == "cuda" else None
-    if isinstance(saved, list):  # written by code that saved every GPU's state: this device's, if it had one
-        saved = saved[device.index] if device.index < len(saved) else None
     if saved is not None:
         torch.cuda.set_rng_state(saved, device)
 

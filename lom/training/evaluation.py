@@ -1,8 +1,8 @@
-"""Roll out a deterministic policy and score it: all episodes at once in a vector env, or one after another; or the
-policies of S stacked seeds at once, each on its own episodes (`evaluate_seeds`).
+"""Roll out a deterministic policy and score it, all episodes at once in a vector env; or the policies of S stacked
+seeds at once, each on its own episodes (`evaluate_seeds`).
 
-Episode i is always reset with seed `seed + i`, so every way sees the same episodes and a given (seed, step) is
-evaluated identically across agents, across a resume and whatever seeds share a process.
+Episode i is always reset with seed `seed + i`, so a given (seed, step) is evaluated identically across agents,
+across a resume and whatever seeds share a process (and as one episode after another would: tests/plain_paths.py).
 """
 
 from __future__ import annotations
@@ -39,13 +39,10 @@ def _policy_numpy(policy: TensorPolicy, normalizer, device: torch.device, obs: n
         return policy(normalizer(obs_t)).cpu().numpy()
 
 
-def evaluate(policy: TensorPolicy, normalizer, spec: DatasetSpec, episodes: int, seed: int, device: torch.device,
-             vectorized: bool = True) -> EvalResult:
+def evaluate(policy: TensorPolicy, normalizer, spec: DatasetSpec, episodes: int, seed: int,
+             device: torch.device) -> EvalResult:
     """Return and D4RL-normalised score of `episodes` episodes of `policy` (standardised states (B, O) -> actions)."""
-    if vectorized:
-        return evaluate_seeds(lambda obs: policy(obs[0]).unsqueeze(0), normalizer, spec, episodes, [seed], device)[0]
-    returns = _evaluate_sequential(policy, normalizer, spec, episodes, seed, device)
-    return EvalResult(returns, np.asarray(spec.normalized_score(returns), dtype=np.float64))
+    return evaluate_seeds(lambda obs: policy(obs[0]).unsqueeze(0), normalizer, spec, episodes, [seed], device)[0]
 
 
 def evaluate_seeds(policy: TensorPolicy, normalizer, spec: DatasetSpec, episodes: int, seeds: Sequence[int],
@@ -72,21 +69,3 @@ def evaluate_seeds(policy: TensorPolicy, normalizer, spec: DatasetSpec, episodes
         envs.close()
     return [EvalResult(r, np.asarray(spec.normalized_score(r), dtype=np.float64)) for r in returns.reshape(s, e)]
 
-
-def _evaluate_sequential(policy, normalizer, spec, episodes, seed, device) -> np.ndarray:
-    from lom.envs import make_env
-
-    env = make_env(spec)
-    try:
-        returns = np.zeros(episodes)
-        for i in range(episodes):
-            obs, _ = env.reset(seed=seed + i)
-            done = False
-            while not done:
-                action = _policy_numpy(policy, normalizer, device, obs[None])[0]
-                obs, reward, terminated, truncated, _ = env.step(action)
-                returns[i] += reward
-                done = terminated or truncated
-        return returns
-    finally:
-        env.close()

@@ -9,10 +9,23 @@ from pathlib import Path
 import gymnasium
 import torch
 
-from lom.data.types import DatasetSpec
+from lom.config import TrainConfig
+from lom.data import load_transitions
+from lom.data.types import DatasetSpec, Transitions
 from lom.envs import make_env
 from lom.errors import LOMError
 from lom.networks import GaussianMixture
+
+
+def load_checked(spec: DatasetSpec, cfg: TrainConfig) -> tuple[Transitions, dict | None]:
+    """The transitions and LOM's --gmm_path mixture, refused if their sizes do not fit."""
+    transitions = load_transitions(spec)
+    check_env_fit(spec, transitions.obs_dim, transitions.act_dim)
+    mixture = load_mixture(cfg.gmm_path) if cfg.gmm_path and cfg.agent == "LOM" else None
+    if mixture is not None:
+        check_mixture_fit(mixture, cfg.gmm_path, transitions.obs_dim, transitions.act_dim, cfg.num_components,
+                          cfg.gmm_hidden_width)
+    return transitions, mixture
 
 
 def env_sizes(spec: DatasetSpec) -> tuple:
