@@ -181,6 +181,7 @@ AGENT_FLAGS = {
     "IQL": dict(agent="IQL"),
     "TD3BC": dict(agent="TD3BC"),
     "BC": dict(agent="BC"),
+    "MDN": dict(agent="MDN"),
 }
 
 

@@ -35,6 +35,7 @@ AGENTS = {
     "IQL": dict(agent="IQL"),
     "TD3BC": dict(agent="TD3BC"),
     "BC": dict(agent="BC"),
+    "MDN": dict(agent="MDN"),
 }
 # Enough steps past warm-up and capture to replay every phase of the update periods (2) several times.
 STEPS = 10

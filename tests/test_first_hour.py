@@ -16,8 +16,6 @@ import torch
 from d4rl_server import write_tiny_d4rl_file
 
 from lom import devices
-from lom.agents import AGENTS
-from lom.config import AGENT_NAMES
 from lom.errors import LOMError
 from lom.networks import GaussianMixture
 from lom.training.sizes import check_mixture_fit
@@ -87,10 +85,6 @@ def test_a_mixture_with_other_components_actions_or_width_names_both_sizes():
     assert "6-dimensional actions" in refusal(17, 4, 5)
     assert "64 wide, but --gmm_hidden_width is 512: pass --gmm_hidden_width 64" in refusal(17, 6, 5, width=64)
     check_mixture_fit({"gmm": GaussianMixture(17, 6, 5).state_dict()}, "gmm.pt", 17, 6, 5, 512)
-
-
-def test_every_agent_name_the_flags_accept_has_an_agent():
-    assert tuple(AGENTS) == AGENT_NAMES
 
 
 def test_torch_trains_on_one_thread_unless_omp_num_threads_asks_for_more(monkeypatch):

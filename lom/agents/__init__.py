@@ -1,7 +1,8 @@
 """Agents: LOM and the baselines it is compared with, all behind one interface (`lom.agents.base.Agent`).
 
-The registry: each agent's name, the module holding its class (`<name>Agent`, imported when first used) and, for the
-baselines, its config in lom/agents/configs.py. Adding an agent is its module plus one line here. Importing this
+The registry: each agent's name (what `--agent` accepts), the module holding its class (`<name>Agent`, imported when
+first used) and, for the baselines, its config in lom/agents/configs.py. Adding an agent is its module plus one line
+here (and its config, if it has settings of its own). Importing this
 package loads no torch, so the command line can read the configs without it.
 """
 
@@ -29,9 +30,13 @@ REGISTRY: dict[str, tuple[str, type | None]] = {
 
 
 def agent_class(name: str) -> type[Agent]:
-    if name not in REGISTRY:
-        raise LOMError(f"unknown agent {name!r}: choose one of {', '.join(REGISTRY)}")
+    check_name(name)
     return getattr(importlib.import_module(REGISTRY[name][0]), f"{name}Agent")
+
+
+def check_name(name: str) -> None:
+    if name not in REGISTRY:
+        raise LOMError(f"--agent {name!r} is unknown: choose one of {', '.join(REGISTRY)}")
 
 
 def flag_prefix(name: str) -> str:
@@ -40,8 +45,10 @@ def flag_prefix(name: str) -> str:
 
 
 def agent_config(cfg: TrainConfig):
-    """The typed config of `cfg.agent`, from its defaults and `cfg.agent_hp`; refuses unknown names and bad values."""
-    config_class = REGISTRY[cfg.agent][1] if cfg.agent in REGISTRY else None
+    """The typed config of `cfg.agent`, from its defaults and `cfg.agent_hp`, or None for an agent whose settings are
+    TrainConfig's; refuses an unknown agent, unknown names and bad values."""
+    check_name(cfg.agent)
+    config_class = REGISTRY[cfg.agent][1]
     if config_class is None:
         if cfg.agent_hp:
             raise LOMError(f"{cfg.agent} takes no agent_hp ({', '.join(cfg.agent_hp)}): its settings are train.py's "

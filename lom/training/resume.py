@@ -11,7 +11,7 @@ from typing import Sequence
 import torch
 
 from lom.agents import Agent
-from lom.config import WEIGHT_RULE_NUMBERS, LOMHyperParams, TrainConfig
+from lom.config import MIXTURE_AGENTS, WEIGHT_RULE_NUMBERS, LOMHyperParams, TrainConfig
 from lom.errors import LOMError
 from lom.run_folder import CHECKPOINT
 from lom.seeds import slice_seed, stack_seeds
@@ -34,8 +34,9 @@ class Progress:
 def comparable_config(cfg: TrainConfig) -> dict:
     """The settings that change a run's numbers (not where it runs or how it is logged)."""
     ignored = {"resume", "device", "enable_wandb", "compile", "cuda_graphs", "log_every"}
-    if cfg.agent != "LOM":  # LOM's values are recorded for every agent, but only LOM's numbers use them
-        ignored |= {f.name for f in dataclasses.fields(LOMHyperParams)}
+    if cfg.agent != "LOM":  # LOM's values are recorded for every agent, but only LOM's numbers use them (and MDN's N)
+        ignored |= {f.name for f in dataclasses.fields(LOMHyperParams)} - (
+            {"num_components"} if cfg.agent in MIXTURE_AGENTS else set())
         ignored |= {"weight_rule", *WEIGHT_RULE_NUMBERS.values()}
     else:  # the numbers of the weight rules not in use
         ignored |= {n for rule, n in WEIGHT_RULE_NUMBERS.items() if rule != cfg.weight_rule} - {"beta"}

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from lom.agents import Agent, make_agent
+from lom.agents import Agent, agent_config, make_agent
 from lom.config import RETURN_RANGE_TARGET, TrainConfig, preset_for
 from lom.data import resolve_dataset
 from lom.data.batches import DeviceDataset
@@ -47,6 +47,7 @@ class Trainer:
         resolved = cfg.resolve(*facts)
         self.preset_row = preset_for(cfg.preset, *facts).row
         resolved.validate()
+        agent_config(resolved)  # an unknown agent or a bad baseline value: refused before any folder is touched
         self.seeds = tuple(seeds) if seeds else (resolved.seed,)
         self.runs = seed_runs(resolved, self.seeds, self.spec.name)
         self.cfg = self.runs[0].cfg  # every setting but the seed is the same for all
