@@ -2,7 +2,8 @@
 through others, and the layers only import downward, bottom first:
   foundations (errors, io, run_folder, config, cli, seeds, devices, networks)
   → data (with the fork's and the Fetch tasks' world, behaviour and dataset) → envs (with their envs) → agents
-  → training → tools (evaluate, export, collect, the fork's figure, the Fetch modes table) → sweep → report.
+  → training → tools (evaluate, export, collect, the fork's figure, the Fetch modes table, figures and
+  agents' strategies) → sweep → report.
 Also: at most MAX_TOP_MODULES modules directly under lom/, the torch-free modules load no torch (the agents'
 registry among them), and every agent in the registry is found."""
 
@@ -21,7 +22,8 @@ LAYERS = (
     ("lom.envs", "lom.fork.env", "lom.fetch.env"),
     ("lom.agents",),
     ("lom.training",),
-    ("lom.evaluate", "lom.export", "lom.collect", "lom.fork.plot", "lom.fetch.modes"),
+    ("lom.evaluate", "lom.export", "lom.collect", "lom.fork.plot", "lom.fetch.modes", "lom.fetch.plot",
+     "lom.fetch.strategies"),
     ("lom.sweep",),
     ("lom.report",),
 )
