@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lom.config import AGENT_NAMES
+from lom.agents import REGISTRY
 from lom.errors import LOMError
 from lom.fetch import behaviour, dataset as fetch_dataset, world
 from lom.run_folder import CHECKPOINT, CONFIG, RUN_DIR_NAME
@@ -127,7 +127,8 @@ def evaluate_runs(paths: list[Path], episodes: int = EPISODES, seed: int = EVAL_
 
 def agent_order(label: str) -> tuple[int, str]:
     agent = label.split(" ")[0]
-    return (AGENT_NAMES.index(agent) if agent in AGENT_NAMES else len(AGENT_NAMES), label)
+    names = list(REGISTRY)
+    return (names.index(agent) if agent in names else len(names), label)
 
 
 def group_by_agent(results: list[RunStrategies]) -> dict[str, dict[str, list[RunStrategies]]]:
