@@ -12,6 +12,8 @@ snapshot of a trained policy (taken after SAC's first update) whose return gets 
 the random policy's return to the final policy's.
 Every file carries `metadata/ref_min_score` (random-policy mean return) and `metadata/ref_max_score` (final policy,
 deterministic, mean return), so `train.py --env_name ENV --dataset_path FILE` reports normalised scores.
+`--env_kwargs KEY=VALUE ...` gives the env's constructor keyword arguments, the objective SAC learns and the files
+are scored by (e.g. forward_reward_weight=-1: HalfCheetah running backwards; lom.collect.multimodal mixes such runs).
 Rerunning the same command resumes an interrupted collection; finished files are never rewritten. The last two
 files need no SAC: over a collection made before they existed, the same command writes them from its files.
 """
@@ -410,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval_episodes", type=int, default=10, help="episodes per evaluation")
     p.add_argument("--reference_episodes", type=int, default=10, help="episodes measuring the reference returns")
     p.add_argument("--max_episode_steps", type=int, default=None, help="override the env's time limit")
-    p.add_argument("--env_kwargs", nargs="+", default=[], metavar="KEY=VALUE",
+    p.add_argument("--env_kwargs", nargs="+", default=None, metavar="KEY=VALUE",
                    help="keyword arguments of the env's constructor, the objective SAC learns (e.g. "
                         "forward_reward_weight=-1 runs HalfCheetah-v4 backwards); values read as int, float, "
                         "true/false or text")
@@ -434,7 +436,7 @@ def config_from_args(args: argparse.Namespace) -> CollectConfig:
         raise LOMError("--learning_starts must be >= 0 and --max_episode_steps >= 1 — fix the flag")
     if not 0.0 < args.medium_fraction <= 1.0 or not args.lr > 0:
         raise LOMError("--medium_fraction must lie in (0, 1] and --lr be positive — fix the flag")
-    env_kwargs = parse_env_kwargs(args.env_kwargs)
+    env_kwargs = parse_env_kwargs(args.env_kwargs or [])
     device = str(select_device(args.device))
     sac = SACConfig(hidden=args.hidden, batch_size=args.batch_size, lr=args.lr)
     training = OnlineConfig(
