@@ -195,6 +195,9 @@ def test_a_rerun_reports_and_other_mix_settings_are_refused(mix_run, finished_ru
     assert multimodal.main([*MIX_FLAGS, *parts]) == 0
     out = capsys.readouterr().out
     assert "(existing)" in out and "forward_reward_weight=-1" in out and "25.0%" in out and "75.0%" in out
+    with h5py.File(mix_run, "r") as f:
+        best = f["metadata/best_mode"][()]
+    assert f"the rarest: {'yes' if best == 0 else 'no'}" in out
     assert multimodal.main([*MIX_FLAGS, *parts, "--seed", "1"]) == EXIT_USAGE
     assert "seed: 0 there, 1 now" in capsys.readouterr().err
     swapped = ["--shares", "0.75", "0.25"]

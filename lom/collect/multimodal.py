@@ -342,9 +342,9 @@ def summary(path: Path, written: bool) -> str:
         ran = ", ".join(f"{name} {share:.0%}" for name, share in (row["directions"] or {}).items() if share) or "—"
         lines.append(f"  {row['mode']:<4} {row['name']:<24} {objective:<28} {row['policy_step']:>8} "
                      f"{row['share']:>6.1%} {row['mean_return']:>11.1f} {row['reference_return']:>13.1f}  {ran}")
-    rarest = min(row["share"] for row in table)
+    rarest = all(row["share"] > table[best]["share"] for row in table if row["mode"] != best)
     lines.append(f"  best mode (highest deterministic return, score 100): {best} ({table[best]['name']}), the rarest: "
-                 f"{'yes' if table[best]['share'] == rarest else 'no'}")
+                 f"{'yes' if rarest else 'no'}")
     return "\n".join(lines)
 
 
