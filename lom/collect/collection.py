@@ -12,6 +12,8 @@ snapshot of a trained policy (taken after SAC's first update) whose return gets 
 the random policy's return to the final policy's.
 Every file carries `metadata/ref_min_score` (random-policy mean return) and `metadata/ref_max_score` (final policy,
 deterministic, mean return), so `train.py --env_name ENV --dataset_path FILE` reports normalised scores.
+`--env_kwargs KEY=VALUE ...` gives the env's constructor keyword arguments, the objective SAC learns and the files
+are scored by (e.g. forward_reward_weight=-1: HalfCheetah running backwards; lom.collect.multimodal mixes such runs).
 Rerunning the same command resumes an interrupted collection; finished files are never rewritten. The last two
 files need no SAC: over a collection made before they existed, the same command writes them from its files.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +52,7 @@ from lom.collect.sac import (
     env_dims,
     make_online_env,
     mark_cut_episode,
+    online_config_dict,
     random_policy,
     rollout,
 )
@@ -91,7 +95,7 @@ class CollectConfig:
     def identity(self) -> dict:
         """The settings that decide the files' contents; a resumed run must keep them."""
         return {
-            "training": dataclasses.asdict(self.training),
+            "training": online_config_dict(self.training),
             "transitions": self.transitions,
             "medium_fraction": self.medium_fraction,
             "reference_episodes": self.reference_episodes,
@@ -132,7 +136,7 @@ def collect(config: CollectConfig) -> CollectResult:
     """Train (or resume) SAC unless its files exist, then write whichever datasets and the returns histogram are
     missing."""
     # Checks the env before any writing.
-    env = make_online_env(config.training.env_id, config.training.max_episode_steps)
+    env = make_online_env(config.training.env_id, config.training.max_episode_steps, config.training.env_kwargs)
     _check_config(config)
     torch.set_num_threads(config.threads)
     files = {kind: dataset_path(config.out, config.training.env_id, kind) for kind in KINDS}
@@ -296,10 +300,13 @@ def _metadata(
     config: CollectConfig, references: References, kind: str, policy_step: int, returns: np.ndarray, env: gymnasium.Env
 ) -> dict:
     training = config.training
+    # Only when given: files of the env's own objective keep the metadata they always had.
+    objective = {"env_kwargs": json.dumps(training.env_kwargs, sort_keys=True)} if training.env_kwargs else {}
     stats = {name: float(fn(returns)) if len(returns) else float("nan") for name, fn in
              (("mean", np.mean), ("std", np.std), ("min", np.min), ("max", np.max))}
     return {
         "env_id": training.env_id,
+        **objective,
         "kind": kind,
         "seed": training.seed,
         "sac_steps": training.steps,
@@ -405,6 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval_episodes", type=int, default=10, help="episodes per evaluation")
     p.add_argument("--reference_episodes", type=int, default=10, help="episodes measuring the reference returns")
     p.add_argument("--max_episode_steps", type=int, default=None, help="override the env's time limit")
+    p.add_argument("--env_kwargs", nargs="+", default=None, metavar="KEY=VALUE",
+                   help="keyword arguments of the env's constructor, the objective SAC learns (e.g. "
+                        "forward_reward_weight=-1 runs HalfCheetah-v4 backwards); values read as int, float, "
+                        "true/false or text")
     p.add_argument("--checkpoint_every", type=int, default=50_000, help="steps between checkpoints")
     p.add_argument("--hidden", type=int, default=SACConfig.hidden, help="SAC: units per hidden layer")
     p.add_argument("--batch_size", type=int, default=SACConfig.batch_size, help="SAC: batch size")
@@ -425,6 +436,7 @@ def config_from_args(args: argparse.Namespace) -> CollectConfig:
         raise LOMError("--learning_starts must be >= 0 and --max_episode_steps >= 1 — fix the flag")
     if not 0.0 < args.medium_fraction <= 1.0 or not args.lr > 0:
         raise LOMError("--medium_fraction must lie in (0, 1] and --lr be positive — fix the flag")
+    env_kwargs = parse_env_kwargs(args.env_kwargs or [])
     device = str(select_device(args.device))
     sac = SACConfig(hidden=args.hidden, batch_size=args.batch_size, lr=args.lr)
     training = OnlineConfig(
@@ -436,6 +448,7 @@ def config_from_args(args: argparse.Namespace) -> CollectConfig:
         eval_episodes=args.eval_episodes,
         max_episode_steps=args.max_episode_steps,
         sac=sac,
+        env_kwargs=env_kwargs,
     )
     return CollectConfig(
         training=training,
@@ -448,6 +461,39 @@ def config_from_args(args: argparse.Namespace) -> CollectConfig:
         threads=args.threads,
         progress=not args.no_progress,
     )
+
+
+# gymnasium.make's own parameters: passed through --env_kwargs they would not reach the env's constructor.
+_MAKE_PARAMETERS = {name for name in inspect.signature(gymnasium.make).parameters if name not in ("id", "kwargs")}
+
+
+def parse_env_kwargs(items: list[str]) -> dict:
+    """KEY=VALUE strings as a dict; each value the first of int, float, bool (true/false), text that reads it."""
+    kwargs: dict = {}
+    for item in items:
+        key, equals, text = item.partition("=")
+        key = key.strip()
+        if not equals or not key.isidentifier() or not text.strip():
+            raise LOMError(f"--env_kwargs takes KEY=VALUE pairs, got '{item}' — write e.g. forward_reward_weight=-1")
+        if key in kwargs:
+            raise LOMError(f"--env_kwargs names {key} twice — give each keyword once")
+        if key in _MAKE_PARAMETERS:
+            raise LOMError(f"--env_kwargs cannot set {key}, a parameter of gymnasium.make — use --{key} if there is "
+                           "one")
+        value = _parse_value(text.strip())
+        if isinstance(value, float) and not np.isfinite(value):
+            raise LOMError(f"--env_kwargs {item}: the value must be a finite number — fix the flag")
+        kwargs[key] = value
+    return kwargs
+
+
+def _parse_value(text: str):
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
 
 
 def main(argv: list[str] | None = None) -> int:

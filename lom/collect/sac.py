@@ -58,22 +58,41 @@ class OnlineConfig:
     eval_episodes: int = 10
     max_episode_steps: int | None = None
     sac: SACConfig = field(default_factory=SACConfig)
+    # Keyword arguments of the env's constructor (e.g. HalfCheetah-v4's forward_reward_weight=-1 to run backwards):
+    # the objective SAC learns. Empty: the env as registered.
+    env_kwargs: dict = field(default_factory=dict)
+
+
+def online_config_dict(config: OnlineConfig) -> dict:
+    """The config as a plain dict, as saved in checkpoints and collect_config.json. Without env kwargs the key is
+    left out, so that runs made before env kwargs existed keep reading back as equal."""
+    saved = dataclasses.asdict(config)
+    if not saved["env_kwargs"]:
+        del saved["env_kwargs"]
+    return saved
 
 
 # ---------------------------------------------------------------------------------------------------- environments
 
 
-def make_online_env(env_id: str, max_episode_steps: int | None = None) -> gymnasium.Env:
-    """gymnasium.make with its own TimeLimit, actions rescaled so that the policy acts in [-1, 1]."""
+def make_online_env(env_id: str, max_episode_steps: int | None = None, env_kwargs: dict | None = None
+                    ) -> gymnasium.Env:
+    """gymnasium.make with its own TimeLimit, actions rescaled so that the policy acts in [-1, 1]; `env_kwargs` go
+    to the env's constructor."""
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
     hide_known_mujoco_notices()
     try:
         with warnings.catch_warnings():
             # D4RL's datasets use the v4 MuJoCo models, so gymnasium's "upgrade to v5" notice is expected noise.
             warnings.filterwarnings("ignore", message=".*is out of date.*")
-            env = gymnasium.make(env_id, **kwargs)
+            env = gymnasium.make(env_id, **kwargs, **(env_kwargs or {}))
     except gymnasium.error.Error as e:
         raise LOMError(f"cannot make gymnasium env '{env_id}' ({e}) — pass an id such as HalfCheetah-v4") from None
+    except (TypeError, ValueError) as e:
+        if not env_kwargs:
+            raise
+        raise LOMError(f"env '{env_id}' refuses --env_kwargs {format_env_kwargs(env_kwargs)} ({e}) — pass keyword "
+                       "arguments its constructor takes") from None
     act, obs = env.action_space, env.observation_space
     if not isinstance(act, gymnasium.spaces.Box) or not np.all(np.isfinite(act.low) & np.isfinite(act.high)):
         raise LOMError(f"env '{env_id}' has action space {act} — SAC needs a bounded continuous (Box) action space")
@@ -83,6 +102,11 @@ def make_online_env(env_id: str, max_episode_steps: int | None = None) -> gymnas
         raise LOMError(f"env '{env_id}' has no time limit — pass --max_episode_steps")
     ones = np.ones(act.shape, dtype=np.float32)
     return gymnasium.wrappers.RescaleAction(env, -ones, ones)
+
+
+def format_env_kwargs(env_kwargs: dict) -> str:
+    """KEY=VALUE ..., as --env_kwargs takes them."""
+    return " ".join(f"{key}={value}" for key, value in sorted(env_kwargs.items()))
 
 
 def env_dims(env: gymnasium.Env) -> tuple[int, int]:
@@ -427,8 +451,8 @@ class OnlineTrainer:
     def __init__(self, config: OnlineConfig, run_dir: str | Path, device: str = "cpu", checkpoint_every: int = 50_000):
         self.config, self.run_dir, self.checkpoint_every = config, Path(run_dir), checkpoint_every
         self.device = torch.device(device)
-        self.env = make_online_env(config.env_id, config.max_episode_steps)
-        self.eval_env = make_online_env(config.env_id, config.max_episode_steps)
+        self.env = make_online_env(config.env_id, config.max_episode_steps, config.env_kwargs)
+        self.eval_env = make_online_env(config.env_id, config.max_episode_steps, config.env_kwargs)
         torch.manual_seed(config.seed)
         self.agent = SAC(*env_dims(self.env), config.sac, self.device)
         self.buffer = ReplayBuffer(config.steps, *env_dims(self.env), self.device)
@@ -506,7 +530,7 @@ class OnlineTrainer:
 
     def _save_checkpoint(self) -> None:
         state = {
-            "config": dataclasses.asdict(self.config),
+            "config": online_config_dict(self.config),
             "step": self.step,
             "wall_time_s": self.wall_time_s,
             "agent": self.agent.state_dict(),
@@ -525,7 +549,7 @@ class OnlineTrainer:
         state = load_checkpoint(self.run_dir)
         if state is None:
             return 0
-        if state["config"] != dataclasses.asdict(self.config):
+        if state["config"] != online_config_dict(self.config):
             raise LOMError(
                 f"{self.run_dir / SAC_CHECKPOINT} belongs to a run with other settings — use another output folder "
                 "or rerun with the original flags"
