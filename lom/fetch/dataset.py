@@ -11,7 +11,7 @@ import numpy as np
 
 from lom.errors import LOMError
 from lom.fetch import behaviour, world
-from lom.fork.dataset import cache_dir
+from lom.fork.dataset import cache_dir, is_current
 from lom.io import write_d4rl_hdf5
 
 DATASET_NAMES = tuple(world.TASKS)
@@ -84,7 +84,7 @@ def generate_dataset(name: str, seed: int, num_episodes: int | None = None) -> t
 def dataset_path(name: str, seed: int = 0, progress: bool = True) -> Path:
     """The D4RL-format dataset `name` for `seed`, generated into the cache unless a readable current copy is there."""
     path = cache_dir() / f"{name}-seed{seed}.hdf5"
-    if not _is_current(path, seed):
+    if not is_current(path, seed, DATASET_VERSION):
         if progress:
             print(f"generating {name} (seed {seed}) into {path}: once, under a minute", file=sys.stderr)
         arrays, metadata = generate_dataset(name, seed)
@@ -96,13 +96,3 @@ def dataset_path(name: str, seed: int = 0, progress: bool = True) -> Path:
             ) from exc
     return path
 
-
-def _is_current(path: Path, seed: int) -> bool:
-    """True if `path` is a complete dataset written by this generator version for `seed`."""
-    try:
-        with h5py.File(path, "r") as f:
-            complete = all(key in f for key in ("observations", "actions", "rewards", "terminals", "infos/mode"))
-            version, file_seed = int(f["metadata/version"][()]), int(f["metadata/seed"][()])
-            return complete and version == DATASET_VERSION and file_seed == seed
-    except (OSError, KeyError, ValueError):
-        return False

@@ -40,7 +40,7 @@ def cache_dir() -> Path:
 def fork_dataset_path(seed: int = 0) -> Path:
     """The D4RL-format dataset for `seed`, generated into the cache unless a readable current copy is there."""
     path = cache_dir() / f"{DATASET_NAME}-seed{seed}.hdf5"
-    if not _is_current(path, seed):
+    if not is_current(path, seed, DATASET_VERSION):
         try:
             _write_dataset(path, seed)
         except OSError as exc:
@@ -68,12 +68,13 @@ def _write_dataset(path: Path, seed: int) -> None:
     write_d4rl_hdf5(path, arrays, metadata)
 
 
-def _is_current(path: Path, seed: int) -> bool:
-    """True if `path` is a complete dataset written by this generator version for `seed`."""
+def is_current(path: Path, seed: int, version: int) -> bool:
+    """True if `path` is a complete cached dataset written by generator `version` for `seed` (the fork's, the Fetch
+    tasks')."""
     try:
         with h5py.File(path, "r") as f:
             complete = all(key in f for key in ("observations", "actions", "rewards", "terminals", "infos/mode"))
-            version, file_seed = int(f["metadata/version"][()]), int(f["metadata/seed"][()])
-            return complete and version == DATASET_VERSION and file_seed == seed
+            file_version, file_seed = int(f["metadata/version"][()]), int(f["metadata/seed"][()])
+            return complete and file_version == version and file_seed == seed
     except (OSError, KeyError, ValueError):
         return False
