@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from lom.agents.bc import BCAgent
+from lom.agents.configs import BCConfig, IQLConfig
 from lom.agents.iql import IQLAgent
 from lom.agents.lom import LOMAgent
-from lom.config import BCHyperParams, IQLHyperParams, TrainConfig
+from lom.config import TrainConfig
 from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.data.types import Transitions
 from explicit_config import explicit_config
@@ -27,8 +28,8 @@ STATES = 8  # a few states with the same clusters: state-dependent features help
 ROWS = 2000
 STEPS = 1000
 SEEDS = [0, 1, 2]
-IQL_HP = IQLHyperParams(expectile=0.9, beta=3.0, lr=3e-3)  # τ far from 0.5, so a swapped expectile is far off
-BC_HP = BCHyperParams(lr=3e-3)
+IQL_HP = IQLConfig(expectile=0.9, beta=3.0, lr=3e-3)  # τ far from 0.5, so a swapped expectile is far off
+BC_HP = BCConfig(lr=3e-3)
 
 
 def bandit(frequencies, seed: int):

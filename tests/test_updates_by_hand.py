@@ -21,11 +21,11 @@ import pytest
 import torch
 
 from lom.agents.bc import BCAgent
+from lom.agents.configs import BCConfig, IQLConfig, TD3BCConfig
 from lom.agents.critics import ExpectileCritic, SarsaCritic
 from lom.agents.iql import IQLAgent
 from lom.agents.lom import LOMAgent
 from lom.agents.td3bc import TD3BCAgent
-from lom.config import BCHyperParams, IQLHyperParams, TD3BCHyperParams
 from lom.data.batches import DeviceDataset, ObservationNormalizer
 from lom.data.types import Transitions
 from lom.seeds import SeedStreams
@@ -210,7 +210,7 @@ def test_iql_actor_weights_log_likelihood_by_clipped_exp_of_beta_times_q_minus_v
     cosine schedule's first step: lr·(1 + cos(π/T))/2."""
     torch.manual_seed(0)
     batch = whole_batch(dataset())
-    hp = IQLHyperParams(beta=20.0, weight_clip=3.0, lr=LR)  # exp(β·A) passes C for A > 0.055
+    hp = IQLConfig(beta=20.0, weight_clip=3.0, lr=LR)  # exp(β·A) passes C for A > 0.055
     agent = IQLAgent(OBS, ACT, config("IQL"), hp)
     shift(agent.critic.q_target)
     q_bar = q_members(frozen(agent.critic.q_target), batch.obs, batch.act).min(1).values
@@ -233,7 +233,7 @@ def test_iql_actor_weights_log_likelihood_by_clipped_exp_of_beta_times_q_minus_v
 
 
 # -- TD3+BC -----------------------------------------------------------------------------------------------------
-def td3bc_agent(hp: TD3BCHyperParams) -> TD3BCAgent:
+def td3bc_agent(hp: TD3BCConfig) -> TD3BCAgent:
     torch.manual_seed(0)
     agent = TD3BCAgent(OBS, ACT, config("TD3BC"), hp)
     shift(agent.q_target)
@@ -243,7 +243,7 @@ def td3bc_agent(hp: TD3BCHyperParams) -> TD3BCAgent:
 
 def test_td3bc_critic_bootstraps_from_the_target_actor_with_clipped_noise_and_masks_terminal_rows():
     """Q_k(s, a) ← r + γ(1 − d)·min_k Q̄_k(s', clip(π̄(s') + clip(σ·ε, −c, c), −1, 1))."""
-    hp = TD3BCHyperParams(policy_noise=0.8, noise_clip=0.3, lr=LR)
+    hp = TD3BCConfig(policy_noise=0.8, noise_clip=0.3, lr=LR)
     agent, batch = td3bc_agent(hp), whole_batch(dataset())
     target_q, target_actor, ref_q = frozen(agent.q_target), frozen(agent.actor_target), leaves(agent.q)
 
@@ -264,7 +264,7 @@ def test_td3bc_critic_bootstraps_from_the_target_actor_with_clipped_noise_and_ma
 
 def test_td3bc_actor_maximises_q_scaled_by_alpha_over_mean_abs_q_plus_behaviour_cloning():
     """loss = −λ·mean Q_1(s, π(s)) + mean (π(s) − a)², λ = α / mean|Q_1(s, π(s))| a constant."""
-    hp = TD3BCHyperParams(alpha=2.5, lr=LR)
+    hp = TD3BCConfig(alpha=2.5, lr=LR)
     agent, batch = td3bc_agent(hp), whole_batch(dataset())
     critic_before, ref = frozen(agent.q), leaves(agent.actor)
     pi = dense(ref, batch.obs, "net.").tanh()
@@ -279,7 +279,7 @@ def test_td3bc_actor_maximises_q_scaled_by_alpha_over_mean_abs_q_plus_behaviour_
 
 
 def test_td3bc_updates_actor_and_targets_every_2nd_step_only():
-    agent, data = td3bc_agent(TD3BCHyperParams(policy_delay=2, batch_size=4)), dataset()
+    agent, data = td3bc_agent(TD3BCConfig(policy_delay=2, batch_size=4)), dataset()
     for step in range(1, 5):
         actor, target_q, target_actor = frozen(agent.actor), frozen(agent.q_target), frozen(agent.actor_target)
         losses = agent.train_step(data)
@@ -300,7 +300,7 @@ def test_bc_maximises_the_gaussian_log_likelihood_of_the_datasets_actions():
     """loss = −mean log N(a; tanh(MLP(s)), σ) on a batch drawn uniformly with replacement."""
     torch.manual_seed(0)
     data = dataset()
-    agent = BCAgent(OBS, ACT, config("BC"), BCHyperParams(lr=LR, batch_size=4))
+    agent = BCAgent(OBS, ACT, config("BC"), BCConfig(lr=LR, batch_size=4))
     with torch.no_grad():
         agent.actor.log_std.copy_(torch.tensor([[[-0.5, 0.3]]]))  # (S, 1, A)
     ref = leaves(agent.actor)
