@@ -224,6 +224,7 @@ class Trainer:
             run.log_evaluation(row)
         return rows
 
+
 def train(cfg: TrainConfig) -> dict:
     """Train cfg.seed alone; its results.json."""
     return Trainer(cfg).run()[0]
