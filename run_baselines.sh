@@ -7,7 +7,8 @@
 # checkpoint (--resume is always passed), so after a crash the same command finishes the sweep. The planned runs
 # are listed in $LOG_PATH/sweep.tsv, which `python -m lom.report $LOG_PATH --status` reads.
 #
-# Usage: [VAR=value ...] ./run_baselines.sh [extra train.py arguments, passed to every run]
+# Usage: [VAR=value ...] ./run_baselines.sh [extra train.py arguments, passed to every run; a baseline's own
+#        (--iql_beta 5, --td3bc_alpha 2) only to its runs]
 #   DATASETS       datasets to train on (default: the paper's 15 D4RL locomotion datasets)
 #   SEEDS          default "0 1 2 3 4"
 #   AGENTS         default "LOM LOM-paper IQL BC TD3BC" (LOM-paper: LOM with --preset paper, the authors' agent)

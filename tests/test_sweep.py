@@ -208,6 +208,17 @@ def test_commands_per_agent_and_slot(tmp_path):
     assert sweep_settings.DEFAULT_AGENTS.split() == ["LOM", "LOM-paper", "IQL", "BC", "TD3BC"]
 
 
+def test_each_agent_gets_only_its_own_baseline_flags(tmp_path):
+    extra = ["--iql_beta", "5", "--td3bc_alpha=2", "--eval_episodes", "3"]
+    s = settings_from_env({"TRAIN_SCRIPT": "train.py", "PYTHON": sys.executable, "LOG_PATH": str(tmp_path / "runs"),
+                           "DEVICE": "cpu", "DATASETS": "a-v0", "SEEDS": "0", "AGENTS": "IQL TD3BC LOM-paper",
+                           "JOBS": "1", "PATH": os.environ["PATH"]}, extra)
+    tails = {run.agent: train_command(s, [run], "cpu")[-5:] for run in sweep_runs(s)}
+    assert tails["IQL"] == ["cpu", "--iql_beta", "5", "--eval_episodes", "3"]
+    assert tails["TD3BC"] == ["--device", "cpu", "--td3bc_alpha=2", "--eval_episodes", "3"]
+    assert tails["LOM-paper"] == ["--resume", "--device", "cpu", "--eval_episodes", "3"]
+
+
 def test_gpu_slots_interleave_the_gpus(tmp_path):
     s = settings(tmp_path, DEVICE="auto", CUDA_VISIBLE_DEVICES="0,1", JOBS_PER_GPU="2")
     assert s.slots == ("gpu:0", "gpu:1", "gpu:0", "gpu:1")

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from lom.agents import REGISTRY, flag_prefix
 from lom.run_folder import CHECKPOINT, MANIFEST, MANIFEST_HEADER, PROGRESS, RESULTS, RUN_KEY_PARTS
 from lom.sweep.logs import log_name
 from lom.sweep.settings import SweepSettings, cpu_count
@@ -108,10 +109,25 @@ def train_command(settings: SweepSettings, runs: Sequence[Run], slot: str) -> li
         threads = settings.slurm.cpus_per_task
         environment, device = [f"OMP_NUM_THREADS={threads}", f"MKL_NUM_THREADS={threads}"], settings.slurm.device
     first = runs[0]
-    return ["env", *environment, settings.python, settings.train_script, "--env_name", first.dataset,
-            *AGENT_FLAGS.get(first.agent, ("--agent", first.agent)), *seed_flags([run.seed for run in runs]),
-            *settings.train_flags, "--log_path", settings.log_path, "--resume", "--device", device,
-            *settings.extra_args]
+    agent_flags = AGENT_FLAGS.get(first.agent, ("--agent", first.agent))
+    return ["env", *environment, settings.python, settings.train_script, "--env_name", first.dataset, *agent_flags,
+            *seed_flags([run.seed for run in runs]), *settings.train_flags, "--log_path", settings.log_path, "--resume",
+            "--device", device, *args_for_agent(settings.extra_args, agent_flags[1])]
+
+
+def args_for_agent(args: Sequence[str], agent: str) -> list[str]:
+    """run_baselines.sh's arguments as one agent takes them: another agent's own hyper-parameters (--iql_beta 5,
+    --td3bc_alpha=2) are left out, so one sweep can set each baseline's."""
+    others = tuple(f"--{flag_prefix(name)}_" for name in REGISTRY if name != agent)
+    kept, skip_value = [], False
+    for arg in args:
+        if skip_value:
+            skip_value = False
+        elif arg.startswith(others):
+            skip_value = "=" not in arg
+        else:
+            kept.append(arg)
+    return kept
 
 
 def print_run_dir(settings: SweepSettings, run: Run) -> Run:
