@@ -213,6 +213,8 @@ WEIGHT_RULES = ("fixed", "rms", "ess")
 # batch carry the actor's update.
 RMS_BETA = 1.0
 ESS_FRACTION = 0.5
+# How LOM's actor learning rate moves over a run: constant, or a cosine decay to 0 at the last training step.
+LR_SCHEDULES = ("constant", "cosine")
 WEIGHT_RULE_NUMBERS = {"fixed": "beta", "rms": "rms_beta", "ess": "ess_fraction"}  # each rule's one flag
 # What LOM's imitation weight compares Q(s, a*) with: the critic's state value V(s) (in-distribution), or
 # Q(s, π(s)) at the actor's own action (the authors' rule).
@@ -352,6 +354,10 @@ class TrainConfig:
     critic_lr: float = flag(3e-4, "Adam learning rate of LOM's critic", lom=True)
     mode_lr: float = flag(1e-3, "Adam learning rate of LOM's mode-value network", lom=True)
     actor_lr: float = flag(1e-3, "Adam learning rate of LOM's actor", lom=True)
+    actor_lr_schedule: str = flag(
+        "constant",
+        "LOM's actor learning rate over the run: constant (the paper's) or cosine (from --actor_lr to 0 over "
+        "--training_steps, as IQL's actor)", lom=True)
     # Where and how to run.
     device: str = flag("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     compile: bool = flag(False, "torch.compile the networks (1/0)")
@@ -420,6 +426,8 @@ class TrainConfig:
              "--weight_baseline policy with --critic sarsa")
         need(self.weight_rule in WEIGHT_RULES,
              f"--weight_rule {self.weight_rule!r} is unknown: choose one of {', '.join(WEIGHT_RULES)}")
+        need(self.actor_lr_schedule in LR_SCHEDULES,
+             f"--actor_lr_schedule {self.actor_lr_schedule!r} is unknown: choose one of {', '.join(LR_SCHEDULES)}")
         need(0.0 < self.ess_fraction < 1.0, f"--ess_fraction must lie in (0, 1), got {self.ess_fraction}")
         need(self.cuda_graphs in CUDA_GRAPHS,
              f"--cuda_graphs {self.cuda_graphs!r} is unknown: choose one of {', '.join(CUDA_GRAPHS)}")

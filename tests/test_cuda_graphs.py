@@ -178,6 +178,8 @@ AGENT_FLAGS = {
     "LOM-sarsa": dict(agent="LOM", critic="sarsa", weight_baseline="policy"),
     "LOM-rms": dict(agent="LOM", critic="expectile", weight_baseline="value", weight_rule="rms"),  # a buffer updated
     "LOM-ess": dict(agent="LOM", critic="expectile", weight_baseline="value", weight_rule="ess"),  # a fixed bisection
+    "LOM-cosine": dict(agent="LOM", critic="expectile", weight_baseline="value", actor_lr_schedule="cosine"),  # a
+    # learning rate advanced on the device
     "IQL": dict(agent="IQL"),
     "TD3BC": dict(agent="TD3BC"),
     "BC": dict(agent="BC"),

@@ -32,6 +32,9 @@ AGENTS = {
     "LOM-sarsa": dict(agent="LOM", critic="sarsa", weight_baseline="policy"),
     "LOM-rms": dict(agent="LOM", critic="expectile", weight_baseline="value", weight_rule="rms"),
     "LOM-ess": dict(agent="LOM", critic="expectile", weight_baseline="value", weight_rule="ess"),
+    # A run short enough that the actor's rate falls visibly over the replayed steps.
+    "LOM-cosine": dict(agent="LOM", critic="expectile", weight_baseline="value", actor_lr_schedule="cosine",
+                       training_steps=12),
     "IQL": dict(agent="IQL"),
     "TD3BC": dict(agent="TD3BC"),
     "BC": dict(agent="BC"),
@@ -177,8 +180,10 @@ def test_capture_changes_nothing_and_each_replay_redoes_the_step_with_fresh_draw
 # -- captured steps = eager steps, every agent ------------------------------------------------------------------
 @pytest.mark.parametrize("seeds", [(0,), (0, 1)], ids=["1seed", "2seeds"])
 @pytest.mark.parametrize("name, cache", [("LOM", True), ("LOM", False), ("LOM-sarsa", True), ("LOM-rms", True),
-                                         ("LOM-ess", True), ("IQL", True), ("TD3BC", True), ("BC", True)],
-                         ids=["LOM", "LOM-uncached", "LOM-sarsa", "LOM-rms", "LOM-ess", "IQL", "TD3BC", "BC"])
+                                         ("LOM-ess", True), ("LOM-cosine", True), ("IQL", True), ("TD3BC", True),
+                                         ("BC", True)],
+                         ids=["LOM", "LOM-uncached", "LOM-sarsa", "LOM-rms", "LOM-ess", "LOM-cosine", "IQL", "TD3BC",
+                              "BC"])
 def test_captured_steps_train_every_agent_bit_for_bit_as_eager_steps(name, cache, seeds, monkeypatch):
     if not cache:  # the frozen mixture evaluated at every step, as on data too large for the cache
         monkeypatch.setattr(lom.agents.lom, "BEHAVIOUR_CACHE_MAX_BYTES", 0)

@@ -119,6 +119,26 @@ def test_actor_imitates_the_best_mode_action():
     assert not picks_heaviest.any()  # component 1 is the heaviest
 
 
+@pytest.mark.parametrize("schedule, middle, last", [("constant", 1e-3, 1e-3), ("cosine", 0.5e-3, 0.0)])
+def test_the_actors_learning_rate_follows_its_schedule_over_the_run(schedule, middle, last):
+    """--actor_lr_schedule cosine takes LOM's actor from --actor_lr to 0 at the last training step; constant keeps
+    it; the other networks' rates never move."""
+    torch.manual_seed(0)
+    cfg = lom_config(training_steps=4, actor_lr=1e-3, actor_lr_schedule=schedule)
+    obs = np.random.default_rng(0).normal(size=(64, 2))
+    data = DeviceDataset(make_transitions(obs, np.zeros((64, 1))), ObservationNormalizer.fit(obs, False),
+                         torch.device("cpu"))
+    agent = LOMAgent(2, 1, cfg)
+    agent.finish_pretraining(data)
+    rates = []
+    for _ in range(cfg.training_steps):
+        agent.train_step(data)
+        rates.append(float(agent.optimizers["actor"].param_groups[0]["lr"]))
+    assert rates[1] == pytest.approx(middle, abs=1e-9) and rates[-1] == pytest.approx(last, abs=1e-9)  # float32
+    assert agent.hyperparameters()["actor_lr_schedule"] == schedule
+    assert float(agent.optimizers["mode_value"].param_groups[0]["lr"]) == cfg.mode_lr
+
+
 @pytest.mark.parametrize("min_weight, expected", [(0.0, 0), (0.05, 2)])
 def test_components_without_support_are_not_selected_when_a_weight_floor_is_set(min_weight, expected):
     """Component 0 has the highest mode value but only 1% weight: the floor excludes it, the paper's rule does not."""

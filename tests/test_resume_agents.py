@@ -63,7 +63,8 @@ def assert_same_numbers(whole, cut):
     ["--agent", "TD3BC"],  # the update counter behind the policy delay
     ["--agent", "LOM", "--critic", "sarsa", "--weight_baseline", "policy"],  # the sarsa critic's target counter
     ["--agent", "LOM", "--weight_rule", "rms"],  # the running mean of squared gaps and its batch count
-], ids=["BC", "IQL", "TD3BC", "LOM-sarsa", "LOM-rms"])
+    ["--agent", "LOM", "--actor_lr_schedule", "cosine"],  # where the actor's learning rate has got to
+], ids=["BC", "IQL", "TD3BC", "LOM-sarsa", "LOM-rms", "LOM-cosine"])
 def test_agent_killed_in_training_resumes_to_the_numbers_of_an_uninterrupted_run(agent_flags, env, tmp_path):
     whole, cut, progress, stdout = uninterrupted_and_resumed([*RUN, *agent_flags], env, tmp_path,
                                                                training_checkpointed)

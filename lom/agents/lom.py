@@ -20,8 +20,8 @@ from lom.agents.critics import ExpectileCritic, SarsaCritic
 from lom.config import TrainConfig
 from lom.data.batches import Batch, DeviceDataset
 from lom.errors import LOMError
-from lom.networks import (CPU_BLOCK_ROWS, MODE_VALUE_NETS, DeterministicActor, GaussianMixture, Generators, adam,
-                          gmm_log_prob, sample_components)
+from lom.networks import (CPU_BLOCK_ROWS, MODE_VALUE_NETS, CosineDecay, DeterministicActor, GaussianMixture,
+                          Generators, adam, gmm_log_prob, sample_components)
 from lom.agents.weights import make_weight_rule
 from lom.seeds import seed_mean
 
@@ -58,13 +58,16 @@ class LOMAgent(Agent):
         self.mode_value = MODE_VALUE_NETS[cfg.mode_net](obs_dim, hp.num_components, cfg.hidden, gens)
         self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden, gens)
         self.weight_rule = make_weight_rule(cfg, self.seed_count)  # a module: the rms rule's running state is saved
+        # A module too, so that a resumed run continues its schedule where it stopped.
+        self.actor_lr = CosineDecay(cfg.actor_lr, cfg.training_steps) if cfg.actor_lr_schedule == "cosine" else None
         self.optimizers = {
             # foreach, not fused, for the mixture: bit-identical to plain Adam, and pre-training is chaotic enough
             # (components merging or splitting) that a last-bit difference can change where it ends.
             "gmm": adam(self.gmm.parameters(), cfg.gmm_lr, "foreach", capturable),
             "critic": self.critic.optimizer,
             "mode_value": adam(self.mode_value.parameters(), cfg.mode_lr, "fused", capturable),
-            "actor": adam(self.actor.parameters(), cfg.actor_lr, "fused", capturable),
+            "actor": adam(self.actor.parameters(), self.actor_lr.lr if self.actor_lr else cfg.actor_lr, "fused",
+                          capturable),
         }
         self.pretrain_steps = cfg.gmm_steps
         # (S·rows, 2, N, A) and (S·rows, N): every dataset row's component means and stds, and log-weights, under
@@ -78,7 +81,7 @@ class LOMAgent(Agent):
                 "weight_baseline": self.cfg.weight_baseline, "mode_net": self.cfg.mode_net,
                 "expectile": self.cfg.expectile, "gmm_steps": self.cfg.gmm_steps,
                 "weight_rule": self.cfg.weight_rule, "rms_beta": self.cfg.rms_beta,
-                "ess_fraction": self.cfg.ess_fraction}
+                "ess_fraction": self.cfg.ess_fraction, "actor_lr_schedule": self.cfg.actor_lr_schedule}
 
     # -- phase 1: the behaviour mixture ------------------------------------------------------------------------
     def load_behaviour_model(self, state: dict) -> None:
@@ -190,6 +193,8 @@ class LOMAgent(Agent):
         weight = self.weight_rule(gap)
         loss = seed_mean(weight * (pi - a_star).square().mean(dim=-1))
         gradient_step(self.optimizers["actor"], loss)
+        if self.actor_lr is not None:
+            self.actor_lr.advance()
         return {
             "actor/loss": loss.detach(),
             "actor/weight": seed_mean(weight),
