@@ -242,3 +242,40 @@ def test_only_incomplete_runs_is_an_error_not_an_empty_table(tmp_path: Path, cap
     write_run(tmp_path, "hopper-medium-v2", "LOM", 0, [5.0])
     assert main([str(tmp_path)]) == EXIT_USAGE
     assert "--include_incomplete" in capsys.readouterr().err
+
+
+def test_copy_runs_keeps_each_runs_small_files_and_nothing_else(sweep: Path, tmp_path: Path, capsys):
+    """What a study commits: config.json, metrics.csv and results.json of every run, at the same paths; not its
+    checkpoints, logs, runs moved aside, or the frozen code checkout's own committed results."""
+    from lom.report.copy_runs import main as copy_main
+
+    finished = write_run(sweep, "walker2d-medium-v2", "IQL", 0, [10.0, 20.0], 20.0)
+    (finished / "checkpoint.pt").write_bytes(b"weights")
+    (sweep / "logs").mkdir()
+    write_run(sweep / "logs", "hopper-medium-v2", "BC", 9, [1.0], 1.0)
+    checkout = sweep / "code"
+    write_run(checkout / "results", "hopper-medium-v2", "TD3BC", 0, [1.0], 1.0)
+    (checkout / ".git").write_text("gitdir: elsewhere\n")  # a worktree's .git is a file
+    aside = write_run(sweep, "hopper-medium-v2", "TD3BC", 5, [1.0], 1.0)
+    aside.rename(aside.with_name("seed5.old-1"))
+
+    dest = tmp_path / "study"
+    assert copy_main([str(sweep), str(dest)]) is None
+    assert "copied the small files of 13 run(s)" in capsys.readouterr().out
+    copied = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+    assert len(copied) == 13 * 3 and all(p.rsplit("/", 1)[1] in ("config.json", "metrics.csv", "results.json")
+                                           for p in copied)
+    assert "LOM/default/walker2d-medium-v2/IQL/seed0/results.json" in copied
+    assert not any("code" in p or "logs" in p or "old" in p for p in copied)
+    assert (dest / "LOM/default/walker2d-medium-v2/IQL/seed0/metrics.csv").read_text() == \
+        (finished / "metrics.csv").read_text()
+
+
+def test_copy_runs_from_a_folder_that_is_not_there_is_one_line(tmp_path: Path, capsys):
+    from lom.report.copy_runs import main as copy_main
+    from lom.errors import cli_status
+
+    assert cli_status(copy_main, [str(tmp_path / "nowhere"), str(tmp_path / "dest")]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "is not a directory" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "dest").exists()

@@ -70,7 +70,7 @@ def find_runs(log_path: str | Path) -> list[RunRecord]:
 def run_folders(root: Path) -> list[Path]:
     """The run folders under `root`, sorted: seed<S> folders whose config.json names agent, dataset and seed."""
     configs = [p for p in sorted(root.rglob(CONFIG)) if RUN_DIR_NAME.fullmatch(p.parent.name)]
-    return [p.parent for p in configs if _is_run_config(p)]
+    return [p.parent for p in configs if is_run_config(p)]
 
 
 def read_run_record(run_dir: Path) -> RunRecord:
@@ -148,7 +148,7 @@ def check_distinct(runs: list[RunRecord], labels: list[str]) -> None:
                            f"{r.experiment} ({r.run_dir}) — rename one experiment's group folder")
 
 
-def _is_run_config(path: Path) -> bool:
+def is_run_config(path: Path) -> bool:
     config = read_json(path)
     return isinstance(config, dict) and all(k in config for k in REQUIRED_CONFIG_KEYS)
 

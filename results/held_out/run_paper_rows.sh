@@ -23,13 +23,7 @@ export OMP_NUM_THREADS=1 JOBS=1 DEVICE=cpu TRAIN_SCRIPT="$code/train.py"
 export STEPS=30000 GMM_STEPS=10000 EVAL_EVERY=5000 EVAL_EPISODES=10
 
 files() {  # each run's small files next to this script (no checkpoints, no datasets), then the report
-    (cd "$work" && find . -path ./code -prune -o -path '*/logs' -prune -o \
-        \( -name config.json -o -name metrics.csv -o -name results.json \) -path '*/seed[0-9]*/*' -print |
-        while read -r f; do
-            case "$f" in */seed*.old-*/*) continue ;; esac
-            mkdir -p "$here/$(dirname "$f")" && cp "$f" "$here/$f"
-        done)
-    (cd "$repo" && python -m lom.report "$here" --include_incomplete)
+    (cd "$repo" && python -m lom.report.copy_runs "$work" "$here" && python -m lom.report "$here" --include_incomplete)
 }
 if [ "$step" = files ]; then files; exit; fi
 mkdir -p "$work"

@@ -27,13 +27,7 @@ read -r -a round_agents <<<"${AGENTS:-LOM IQL TD3BC BC}"
 declare -A sac_steps=([HalfCheetah]=150000 [Hopper]=200000 [Walker2d]=300000)
 
 files() {  # each run's small files next to this script (no checkpoints, no datasets), then the report
-    (cd "$work" && find . -path ./code -prune -o -path '*/logs' -prune -o \
-        \( -name config.json -o -name metrics.csv -o -name results.json \) -path '*/seed[0-9]*/*' -print |
-        while read -r f; do
-            case "$f" in */seed*.old-*/*) continue ;; esac
-            mkdir -p "$here/$(dirname "$f")" && cp "$f" "$here/$f"
-        done)
-    (cd "$repo" && python -m lom.report "$here" --include_incomplete)
+    (cd "$repo" && python -m lom.report.copy_runs "$work" "$here" && python -m lom.report "$here" --include_incomplete)
 }
 if [ "$step" = files ]; then files; exit; fi
 mkdir -p "$work"

@@ -31,13 +31,7 @@ KINDS=(full-replay medium-replay medium-expert)
 RULES=(fixed rms ess)
 
 files() {  # each run's small files next to this script (no checkpoints, no datasets), then the report
-    (cd "$work" && find . -path ./code -prune -o -path '*/logs' -prune -o \
-        \( -name config.json -o -name metrics.csv -o -name results.json \) -path '*/seed[0-9]*/*' -print |
-        while read -r f; do
-            case "$f" in */seed*.old-*/*) continue ;; esac
-            mkdir -p "$here/$(dirname "$f")" && cp "$f" "$here/$f"
-        done)
-    (cd "$repo" && python -m lom.report "$here" --include_incomplete --final_window 5)
+    (cd "$repo" && python -m lom.report.copy_runs "$work" "$here" && python -m lom.report "$here" --include_incomplete --final_window 5)
 }
 if [ "$step" = files ]; then files; exit; fi
 mkdir -p "$work"
