@@ -279,3 +279,34 @@ def test_copy_runs_from_a_folder_that_is_not_there_is_one_line(tmp_path: Path, c
     err = capsys.readouterr().err
     assert "is not a directory" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "dest").exists()
+
+
+def steadiness_run(tmp_path: Path, scores: list[float], episode_std: float) -> Path:
+    run_dir = tmp_path / "seed0"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps({"agent": "LOM", "dataset": "d", "seed": 0, "eval_episodes": 4}))
+    rows = [f"{(i + 1) * 1000},0,0,0,{s},{episode_std}" for i, s in enumerate(scores)]
+    (run_dir / "metrics.csv").write_text("\n".join([METRICS_HEADER.rsplit(",", 1)[0], *rows]) + "\n")
+    return run_dir
+
+
+def test_steadiness_tells_a_policy_that_moves_from_evaluation_noise(tmp_path: Path, capsys):
+    """A policy that swings 40 points between evaluations shows a between-evaluation spread far above its
+    evaluation noise (episode std 10 over √4 episodes = 5): differences ±40, std √(4·40²/3) / √2 = 32.7; in the second
+    half it stands still at 30."""
+    from lom.report.steadiness import main as steadiness
+
+    run_dir = steadiness_run(tmp_path, [90, 50, 90, 50, 90, 30, 30, 30, 30, 30], episode_std=10.0)
+    steadiness([str(run_dir), "--parts", "2"])
+    first, second = capsys.readouterr().out.strip().splitlines()
+    assert "steps   1,000–  5,000: mean   74.0  between evaluations  32.7  evaluation noise   5.0" in first
+    assert "steps   6,000– 10,000: mean   30.0  between evaluations   0.0  evaluation noise   5.0" in second
+
+
+def test_steadiness_of_a_folder_without_evaluations_is_one_line(tmp_path: Path, capsys):
+    from lom.errors import cli_status
+    from lom.report.steadiness import main as steadiness
+
+    assert cli_status(steadiness, [str(tmp_path)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "config.json" in err and len(err.strip().splitlines()) == 1
