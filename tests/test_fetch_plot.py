@@ -120,10 +120,16 @@ def test_a_trained_runs_episodes_are_classified_and_shares_printed(small_cache, 
                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert trained.returncode == 0, trained.stderr
     out = tmp_path / "strategies.png"
+    table = tmp_path / "study" / "strategies.md"
     drawn = subprocess.run([sys.executable, "-m", "lom.fetch.plot", "--agents", str(tmp_path / "log"), "--episodes",
-                            "3", "--out", str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+                            "3", "--out", str(out), "--table", str(table)], cwd=REPO, env=env, capture_output=True,
+                           text=True, timeout=300)
     assert drawn.returncode == 0, drawn.stderr
     lines = drawn.stdout.strip().splitlines()
+    assert lines[-2] == f"wrote {table}"
+    written = table.read_text().splitlines()
+    assert written[0] == "```text" and written[-1] == "```" and written[1:-1] == lines[:-2]  # the printed table
+    del lines[-2]
     assert lines[0].startswith(f"{name}: the zone each evaluation episode went for")
     row = lines[2].split()
     assert row[:2] == ["BC", "3"]

@@ -4,10 +4,10 @@
 scored point (the gripper in Reach, the block in Push and PickAndPlace) coloured by the demonstrator that made it,
 the goal zones with their worth, each mode's share and mean return (default FILE: docs/<task>_dataset.png).
 
-`python -m lom.fetch.plot --agents PATH [PATH ...] [--episodes N] [--out FILE]`: run N evaluation episodes of every
-trained run under the PATHs (run folders, or folders holding them such as a study's), tell which zone each episode
-went for, print the shares per agent and draw them as one stacked bar per agent (default FILE:
-<first PATH>/fetch_strategies.png). Torch loads only for this one.
+`python -m lom.fetch.plot --agents PATH [PATH ...] [--episodes N] [--out FILE] [--table MD]`: run N evaluation
+episodes of every trained run under the PATHs (run folders, or folders holding them such as a study's), tell which
+zone each episode went for, print the shares per agent (and write them to MD) and draw them as one stacked bar per
+agent (default FILE: <first PATH>/fetch_strategies.png). Torch loads only for this one.
 """
 
 from __future__ import annotations
@@ -208,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes", type=int, default=strategies.EPISODES,
                         help="with --agents: evaluation episodes per run")
     parser.add_argument("--episodes-per-mode", type=int, default=40, help="dataset trajectories drawn per mode")
+    parser.add_argument("--table", type=Path, help="with --agents: also write the printed table to this Markdown file")
     args = parser.parse_args(argv)
     if (args.name is None) == (args.agents is None):
         parser.error("give either a Fetch dataset name or --agents PATH ...")
@@ -221,9 +222,14 @@ def main(argv: list[str] | None = None) -> None:
             raise LOMError(f"--episodes must be at least 1, got {args.episodes}")
         seed = strategies.EVAL_SEED if args.seed is None else args.seed
         results = strategies.evaluate_runs(args.agents, args.episodes, seed, progress=sys.stderr.isatty())
-        print(strategies.format_table(results, seed))
+        table = strategies.format_table(results, seed)
+        print(table)
         out = args.out or args.agents[0] / STRATEGIES_FIGURE
         save(shares_figure(results), out)
+        if args.table:
+            with writing(str(args.table), "choose a writable --table path"), atomic_path(args.table) as tmp:
+                tmp.write_text(f"```text\n{table}\n```\n")
+            print(f"wrote {args.table}")
     print(f"wrote {out}")
 
 
