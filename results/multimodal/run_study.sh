@@ -25,14 +25,14 @@ AGENTS_ALL="LOM LOM-paper IQL TD3BC BC MDN"
 FETCH=(fetch-reach-multimodal-v0 fetch-push-multimodal-v0 fetch-pickandplace-multimodal-v0)
 mix="$data/halfcheetah_multimodal/halfcheetah-v4_multimodal.hdf5"
 
-files() {  # each run's small files next to this script (no checkpoints, no datasets), then the report
-    (cd "$work" && find . -path ./code -prune -o -path '*/logs' -prune -o \
-        \( -name config.json -o -name metrics.csv -o -name results.json \) -path '*/seed[0-9]*/*' -print |
-        while read -r f; do
-            case "$f" in */seed*.old-*/*) continue ;; esac
-            mkdir -p "$here/$(dirname "$f")" && cp "$f" "$here/$f"
-        done)
-    (cd "$repo" && python -m lom.report "$here" --include_incomplete --final_window 5)
+files() {  # each run's small files next to this script (no checkpoints, no datasets), the report, the mode plots
+    (cd "$repo" && python -m lom.report.copy_runs "$work" "$here" &&
+        python -m lom.report "$here" --include_incomplete --final_window 5)
+    # The Fetch agents' strategies from their final checkpoints, loaded by the code that trained them.
+    if [ -d "$work/fetch" ]; then
+        (cd "$code" && python -m lom.fetch.plot --agents "$work/fetch" --out "$here/fetch_strategies.png") |
+            grep -v '^wrote ' >"$here/fetch_strategies.txt"
+    fi
 }
 if [ "$step" = files ]; then files; exit; fi
 mkdir -p "$work"
