@@ -303,10 +303,20 @@ def test_steadiness_tells_a_policy_that_moves_from_evaluation_noise(tmp_path: Pa
     assert "steps   6,000– 10,000: mean   30.0  between evaluations   0.0  evaluation noise   5.0" in second
 
 
-def test_steadiness_of_a_folder_without_evaluations_is_one_line(tmp_path: Path, capsys):
+@pytest.mark.parametrize("case, message", [
+    ("no run", "config.json"),
+    ("no evaluations", "has no evaluations yet"),
+    ("other columns", "lacks step, normalized_score, normalized_score_std"),
+    ("no parts", "--parts must be at least 1, got 0"),
+])
+def test_steadiness_refuses_what_it_cannot_read_in_one_line(case, message, tmp_path: Path, capsys):
     from lom.errors import cli_status
     from lom.report.steadiness import main as steadiness
 
-    assert cli_status(steadiness, [str(tmp_path)]) == EXIT_USAGE
+    run_dir = tmp_path if case == "no run" else steadiness_run(tmp_path, [] if case == "no evaluations" else [1, 2],
+                                                                episode_std=1.0)
+    if case == "other columns":
+        (run_dir / "metrics.csv").write_text("step,return_mean\n1000,3.0\n")
+    assert cli_status(steadiness, [str(run_dir), *(["--parts", "0"] if case == "no parts" else [])]) == EXIT_USAGE
     err = capsys.readouterr().err
-    assert "config.json" in err and len(err.strip().splitlines()) == 1
+    assert message in err and len(err.strip().splitlines()) == 1
