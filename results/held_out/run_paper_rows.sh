@@ -14,21 +14,15 @@
 set -euo pipefail
 FROZEN=85a0e7d
 step="${1:-runs}"
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-data="${DATA:-$HOME/lom_data}"
-work="${WORK:-$data/study_held_out_paper_rows}"
-code="$work/code"
-export OMP_NUM_THREADS=1 JOBS=1 DEVICE=cpu TRAIN_SCRIPT="$code/train.py"
+source "$(dirname "${BASH_SOURCE[0]}")/../study_paths.sh" study_held_out_paper_rows
 export STEPS=30000 GMM_STEPS=10000 EVAL_EVERY=5000 EVAL_EPISODES=10
 
 files() {  # each run's small files next to this script (no checkpoints, no datasets), then the report
-    (cd "$repo" && python -m lom.report.copy_runs "$work" "$here" && python -m lom.report "$here" --include_incomplete)
+    copy_and_report
 }
 if [ "$step" = files ]; then files; exit; fi
 mkdir -p "$work"
-[ -d "$code" ] || git -C "$repo" worktree add --detach "$code" "$FROZEN"
-git -C "$code" checkout --quiet --detach "$FROZEN"
+checkout_frozen
 
 lane() {  # kind; LOG_PATH $WORK/<kind> mirrors run_study.sh, so the runs land beside the first study's
     local seed env lower file

@@ -16,18 +16,13 @@
 set -euo pipefail
 FROZEN=e694e81
 step="${1:-all}"
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-data="${DATA:-$HOME/lom_data}"
-work="${WORK:-$data/study_held_out}"
-code="$work/code"
-export OMP_NUM_THREADS=1 JOBS=1 DEVICE=cpu TRAIN_SCRIPT="$code/train.py"
+source "$(dirname "${BASH_SOURCE[0]}")/../study_paths.sh" study_held_out
 export STEPS=30000 GMM_STEPS=10000 EVAL_EVERY=5000 EVAL_EPISODES=10  # LOG_PATH: one per lane, $WORK/<kind>
 read -r -a round_agents <<<"${AGENTS:-LOM IQL TD3BC BC}"
 declare -A sac_steps=([HalfCheetah]=150000 [Hopper]=200000 [Walker2d]=300000)
 
 files() {  # each run's small files next to this script (no checkpoints, no datasets), then the report
-    (cd "$repo" && python -m lom.report.copy_runs "$work" "$here" && python -m lom.report "$here" --include_incomplete)
+    copy_and_report
 }
 if [ "$step" = files ]; then files; exit; fi
 mkdir -p "$work"
@@ -39,8 +34,7 @@ mkdir -p "$work"
         --threads 1 --checkpoint_every 10000 --no_progress --out "$data/collect_$lower" >"$data/collect_$lower.log" 2>&1) &
 done
 wait
-[ -d "$code" ] || git -C "$repo" worktree add --detach "$code" "$FROZEN"
-git -C "$code" checkout --quiet --detach "$FROZEN"  # a checkout of an earlier FROZEN moves to this one
+checkout_frozen
 
 # 2. The runs: lane A trains medium-replay, lane B medium-expert, env by env, round by round (each lane its own
 #    LOG_PATH: a sweep holds its LOG_PATH for itself).

@@ -11,12 +11,9 @@
 # in $DATA/study_multimodal_probes, outside WORK, so that the study's own files step does not take them)
 set -euo pipefail
 step="${1:-runs}"
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-data="${DATA:-$HOME/lom_data}"
-work="${WORK:-$data/study_multimodal}"
+source "$(dirname "${BASH_SOURCE[0]}")/../study_paths.sh" study_multimodal
 probes="$data/study_multimodal_probes"
-export OMP_NUM_THREADS=1 JOBS=1 DEVICE=cpu TRAIN_SCRIPT="$work/code/train.py" SEEDS="0 1 2"
+export SEEDS="0 1 2"
 [ -f "$TRAIN_SCRIPT" ] || { echo "no $TRAIN_SCRIPT: run results/multimodal/run_study.sh first" >&2; exit 2; }
 if [ "$step" != files ]; then
     LOG_PATH="$probes" AGENTS=LOM-paper DATASETS=fetch-pickandplace-multimodal-v0 bash "$repo/run_baselines.sh" \

@@ -15,19 +15,13 @@
 set -euo pipefail
 FROZEN=998290f
 step="${1:-all}"
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-data="${DATA:-$HOME/lom_data}"
-work="${WORK:-$data/study_multimodal}"
-code="$work/code"
-export OMP_NUM_THREADS=1 JOBS=1 DEVICE=cpu TRAIN_SCRIPT="$code/train.py"
+source "$(dirname "${BASH_SOURCE[0]}")/../study_paths.sh" study_multimodal
 AGENTS_ALL="LOM LOM-paper IQL TD3BC BC MDN"
 FETCH=(fetch-reach-multimodal-v0 fetch-push-multimodal-v0 fetch-pickandplace-multimodal-v0)
 mix="$data/halfcheetah_multimodal/halfcheetah-v4_multimodal.hdf5"
 
 files() {  # each run's small files next to this script (no checkpoints, no datasets), the report, the mode plots
-    (cd "$repo" && python -m lom.report.copy_runs "$work" "$here" &&
-        python -m lom.report "$here" --include_incomplete --final_window 5)
+    copy_and_report --final_window 5
     # The Fetch agents' strategies from their final checkpoints, loaded by the code that trained them.
     if [ -d "$work/fetch" ]; then
         (cd "$code" && python -m lom.fetch.plot --agents "$work/fetch" --out "$here/fetch_strategies.png") |
@@ -36,8 +30,7 @@ files() {  # each run's small files next to this script (no checkpoints, no data
 }
 if [ "$step" = files ]; then files; exit; fi
 mkdir -p "$work"
-[ -d "$code" ] || git -C "$repo" worktree add --detach "$code" "$FROZEN"
-git -C "$code" checkout --quiet --detach "$FROZEN"
+checkout_frozen
 
 # 1. The locomotion task's data (docs/collect.md, "A multimodal locomotion dataset"): forwards (the collection of
 #    results/full_replay), backwards, then the mixture; deterministic, and a finished step only prints its summary.

@@ -18,12 +18,7 @@
 set -euo pipefail
 FROZEN=93683ae
 step="${1:-all}"
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-data="${DATA:-$HOME/lom_data}"
-work="${WORK:-$data/study_weight_rules}"
-code="$work/code"
-export OMP_NUM_THREADS=1 JOBS=1 DEVICE=cpu TRAIN_SCRIPT="$code/train.py"
+source "$(dirname "${BASH_SOURCE[0]}")/../study_paths.sh" study_weight_rules
 export STEPS=30000 GMM_STEPS=10000 EVAL_EVERY=5000 EVAL_EPISODES=10
 declare -A sac_steps=([HalfCheetah]=150000 [Hopper]=200000 [Walker2d]=300000)
 ENVS=(HalfCheetah Hopper Walker2d)
@@ -31,7 +26,7 @@ KINDS=(full-replay medium-replay medium-expert)
 RULES=(fixed rms ess)
 
 files() {  # each run's small files next to this script (no checkpoints, no datasets), then the report
-    (cd "$repo" && python -m lom.report.copy_runs "$work" "$here" && python -m lom.report "$here" --include_incomplete --final_window 5)
+    copy_and_report --final_window 5
 }
 if [ "$step" = files ]; then files; exit; fi
 mkdir -p "$work"
@@ -42,8 +37,7 @@ mkdir -p "$work"
     (cd "$repo" && python -m lom.collect --env "$env-v4" --steps "${sac_steps[$env]}" --transitions 200000 \
         --threads 1 --checkpoint_every 10000 --no_progress --out "$data/collect_$lower" >"$data/collect_$lower.log" 2>&1) &
 done
-[ -d "$code" ] || git -C "$repo" worktree add --detach "$code" "$FROZEN"
-git -C "$code" checkout --quiet --detach "$FROZEN"
+checkout_frozen
 
 # 2. The task list: "seed agent rule env kind" per line, in the order the study should finish them.
 tasks() {
